@@ -1,0 +1,1 @@
+//! The checks every backend must pass (work in progress).

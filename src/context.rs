@@ -1,0 +1,573 @@
+//! The task-scoped context: [`scope`], [`flush`], [`current`], [`Context`].
+//!
+//! A context holds a [`Store`], a write buffer (records waiting for the next
+//! flush) and a read cache (records loaded or written in this scope). Async
+//! code finds it in a `tokio::task_local!`; the blocking API in a `scoped-tls`
+//! thread-local. Serialization never does I/O: it only fills the buffer.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::runtime::{Handle, RuntimeFlavor};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::record::{Key, Record};
+use crate::reference::Reference;
+use crate::store::Store;
+
+tokio::task_local! {
+    static CONTEXT: Context;
+}
+
+scoped_tls::scoped_thread_local!(pub(crate) static BLOCKING: Context);
+
+/// How deep externals may nest inside one another (on write and on read).
+pub const MAX_DEPTH: usize = 64;
+
+const NO_SCOPE: &str = "toast::external was used outside a toast scope: run the \
+    serialization inside `toast::scope(store, async { … })` (or \
+    `toast::blocking::Store::scope(|| …)`), or use `toast::to_json` / `toast::from_json` \
+    inside one";
+
+/// The scope a task runs in: a store, a write buffer and a read cache.
+///
+/// Cheap to clone (an `Arc`). A task spawned inside a scope does **not**
+/// inherit it: take [`current`] before spawning and run the task in
+/// [`Context::scope`] to carry it over.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> toast::Result<()> {
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Doc { #[serde(with = "toast::external")] body: String }
+///
+/// toast::scope(toast::Store::memory(), async {
+///     let ctx = toast::current().expect("inside a scope");
+///     let handle = tokio::spawn(ctx.scope(async {
+///         toast::to_json(&Doc { body: "from a spawned task".into() }).await
+///     }));
+///     let json = handle.await.expect("task ran")??;
+///     let back: Doc = toast::from_json(&json).await?;
+///     assert_eq!(back.body, "from a spawned task");
+///     Ok::<_, toast::Error>(())
+/// }).await??;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    state: Mutex<State>,
+    flush_lock: tokio::sync::Mutex<()>,
+    /// The runtime of a `blocking::Store`, used to fetch on the spot.
+    runtime: Option<Handle>,
+}
+
+type CacheKey = (Arc<str>, Uuid);
+
+#[derive(Default)]
+struct State {
+    /// Records waiting for the next flush, by (class, id): the newest wins.
+    buffer: HashMap<CacheKey, Record>,
+    /// Records known in this scope: `Some(data)` loaded or written,
+    /// `None` known to be missing.
+    cache: HashMap<CacheKey, Option<Bytes>>,
+    /// One frame per external being serialized: the references found inside it.
+    frames: Vec<Vec<Reference>>,
+    /// Externals being deserialized right now.
+    depth: usize,
+    /// The last typed error that crossed serde as a message.
+    parked: Option<Parked>,
+}
+
+struct Parked {
+    message: String,
+    error: Error,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (buffered, cached) = {
+            let st = self.lock();
+            (st.buffer.len(), st.cache.len())
+        };
+        f.debug_struct("Context")
+            .field("store", &self.inner.store)
+            .field("buffered", &buffered)
+            .field("cached", &cached)
+            .finish()
+    }
+}
+
+/// Runs `fut` with `store` as the task's toast context, then flushes the
+/// records its serializations buffered.
+///
+/// Inside, `#[serde(with = "toast::external")]` fields work with any serde
+/// call: [`crate::to_json`] and [`crate::from_json`] (which flush and prefetch),
+/// and plain `serde_json::to_string` (buffered until the end of the scope).
+///
+/// # Errors
+///
+/// A failed flush is the `Err`: the records were not stored, and the caller
+/// must not hand out the references that name them.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> toast::Result<()> {
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Order { id: u32, #[serde(with = "toast::external")] lines: Vec<String> }
+///
+/// let store = toast::Store::memory();
+/// let order = Order { id: 7, lines: vec!["apple".into(), "pear".into()] };
+/// let json = toast::scope(store.clone(), async { serde_json::to_string(&order) }).await??;
+/// assert!(json.contains(r#""lines":{"class_name":"Vec<String>","id":"#));
+/// assert_eq!(store.stats().save_calls, 1); // flushed when the scope ended
+///
+/// let back: Order = toast::scope(store, toast::from_json(&json)).await??;
+/// assert_eq!(back, order);
+/// # Ok(()) }
+/// ```
+pub async fn scope<F: Future>(store: Store, fut: F) -> Result<F::Output> {
+    Context::new(store, None).scope(fut).await
+}
+
+/// Flushes the current scope's buffered records now: one [`crate::Backend::save`]
+/// call however many there are.
+///
+/// # Errors
+///
+/// [`Error::Validation`] outside a scope; the backend's error when the save
+/// fails (the records stay buffered for the next flush).
+pub async fn flush() -> Result<()> {
+    current_or_err()?.flush().await
+}
+
+/// The context of the running task (or blocking scope), if any.
+pub fn current() -> Option<Context> {
+    if let Ok(ctx) = CONTEXT.try_with(Context::clone) {
+        return Some(ctx);
+    }
+    if BLOCKING.is_set() {
+        return Some(BLOCKING.with(Context::clone));
+    }
+    None
+}
+
+/// Takes the typed error behind the last serde error raised by an external in
+/// this scope, if it has not been taken yet.
+///
+/// [`crate::to_json`] and [`crate::from_json`] do this for you, and so does
+/// `toast::Error::from(serde_json::Error)`; call it after a plain serde call
+/// in another format.
+pub fn take_error() -> Option<Error> {
+    current().and_then(|ctx| ctx.lock().parked.take().map(|p| p.error))
+}
+
+pub(crate) fn current_or_err() -> Result<Context> {
+    current().ok_or_else(|| Error::validation(NO_SCOPE))
+}
+
+/// The parked error whose message `serde_message` carries, if any.
+pub(crate) fn take_parked_matching(serde_message: &str) -> Option<Error> {
+    current().and_then(|ctx| ctx.take_parked_matching(serde_message))
+}
+
+/// Serializes `value` as an external of `class` in the current context and
+/// returns its reference, or the message of the (parked) error.
+pub(crate) fn store_external<T: Serialize + ?Sized>(
+    value: &T,
+    class: Arc<str>,
+    id: Option<Uuid>,
+) -> std::result::Result<Reference, String> {
+    let Some(ctx) = current() else {
+        return Err(NO_SCOPE.to_owned());
+    };
+    ctx.serialize_external(value, class, id)
+        .map_err(|e| ctx.park(e))
+}
+
+/// Resolves `reference` in the current context (cache, or fetch on the spot),
+/// or returns the message of the (parked) error.
+pub(crate) fn resolve_external<T: DeserializeOwned>(
+    reference: &Reference,
+    expected: Arc<str>,
+) -> std::result::Result<T, String> {
+    let Some(ctx) = current() else {
+        return Err(NO_SCOPE.to_owned());
+    };
+    ctx.resolve(reference, expected).map_err(|e| ctx.park(e))
+}
+
+/// The id derived from a value's content: a UUID (version 8) from the BLAKE3
+/// hash of the class name and the stored bytes.
+pub fn content_id(class_name: &str, data: &[u8]) -> Uuid {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(class_name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(data);
+    let hash = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash.as_bytes()[..16]);
+    Uuid::new_v8(bytes)
+}
+
+impl Context {
+    pub(crate) fn new(store: Store, runtime: Option<Handle>) -> Self {
+        Context {
+            inner: Arc::new(Inner {
+                store,
+                state: Mutex::new(State::default()),
+                flush_lock: tokio::sync::Mutex::new(()),
+                runtime,
+            }),
+        }
+    }
+
+    /// The store this context writes to and reads from.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The runtime of the blocking store this context belongs to, if any.
+    pub(crate) fn blocking_handle(&self) -> Option<Handle> {
+        self.inner.runtime.clone()
+    }
+
+    /// How many records wait for the next flush.
+    pub fn pending(&self) -> usize {
+        self.lock().buffer.len()
+    }
+
+    /// Runs `fut` inside this context (sharing its buffer and cache), then flushes.
+    ///
+    /// This is how a spawned task carries the scope over: see [`Context`].
+    ///
+    /// # Errors
+    ///
+    /// A failed flush, as for [`scope`].
+    pub async fn scope<F: Future>(&self, fut: F) -> Result<F::Output> {
+        let output = CONTEXT.scope(self.clone(), fut).await;
+        self.flush().await?;
+        Ok(output)
+    }
+
+    /// Runs a synchronous closure inside this context (no flush).
+    pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        CONTEXT.sync_scope(self.clone(), f)
+    }
+
+    /// Saves every buffered record with one [`crate::Backend::save`] call.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error; the records go back into the buffer (unless a
+    /// newer version of the same record was buffered meanwhile), so nothing is
+    /// dropped and the next flush retries them.
+    pub async fn flush(&self) -> Result<()> {
+        // Flushes of one context run one at a time: a flush that finds a record
+        // already taken by another flush waits for it to be stored or restored.
+        let _serial = self.inner.flush_lock.lock().await;
+        let records: Vec<Record> = {
+            let mut st = self.lock();
+            if st.buffer.is_empty() {
+                return Ok(());
+            }
+            st.buffer.drain().map(|(_, r)| r).collect()
+        };
+        let mut in_flight = InFlight {
+            ctx: self,
+            records: Some(records),
+        };
+        let records = in_flight.records.as_deref().unwrap_or_default();
+        let result = self.inner.store.save_records(records).await;
+        if result.is_ok() {
+            in_flight.records = None;
+        }
+        // On error, dropping `in_flight` puts the records back.
+        drop(in_flight);
+        result
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Never held across an await or while user code runs, so a poisoned
+        // lock only means a panic elsewhere; the state is still consistent.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn park(&self, error: Error) -> String {
+        let message = error.to_string();
+        self.lock().parked = Some(Parked {
+            message: message.clone(),
+            error,
+        });
+        message
+    }
+
+    pub(crate) fn take_parked_matching(&self, serde_message: &str) -> Option<Error> {
+        let mut st = self.lock();
+        match &st.parked {
+            Some(p) if serde_message.contains(&p.message) => st.parked.take().map(|p| p.error),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn clear_parked(&self) {
+        self.lock().parked = None;
+    }
+
+    fn cache_key(class: &Arc<str>, id: Uuid) -> CacheKey {
+        (Arc::clone(class), id)
+    }
+
+    /// Serializes `value`, buffers its record, and returns its reference.
+    pub(crate) fn serialize_external<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        class: Arc<str>,
+        fixed_id: Option<Uuid>,
+    ) -> Result<Reference> {
+        let frame = {
+            let mut st = self.lock();
+            if st.frames.len() >= MAX_DEPTH {
+                return Err(Error::validation(format!(
+                    "externals nested more than {MAX_DEPTH} levels deep while serializing {class}"
+                )));
+            }
+            st.frames.push(Vec::new());
+            st.frames.len()
+        };
+        let guard = FrameGuard { ctx: self, frame };
+        let data = serde_json::to_vec(value);
+        let children = guard.pop();
+        let data = match data {
+            Ok(data) => data,
+            Err(e) => {
+                return Err(self
+                    .take_parked_matching(&e.to_string())
+                    .unwrap_or_else(|| {
+                        Error::validation_with(format!("cannot serialize {class}: {e}"), e)
+                    }))
+            }
+        };
+        let id = fixed_id.unwrap_or_else(|| content_id(&class, &data));
+        let reference = Reference::new(&*class, id);
+        let data = Bytes::from(data);
+        let ck = Self::cache_key(&class, id);
+        let mut st = self.lock();
+        if let Some(parent) = st.frames.last_mut() {
+            parent.push(reference.clone());
+        }
+        let unchanged = matches!(st.cache.get(&ck), Some(Some(known)) if *known == data);
+        if !unchanged {
+            let key = Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id);
+            st.cache.insert(ck.clone(), Some(data.clone()));
+            st.buffer.insert(ck, Record::new(key, data, children));
+        }
+        Ok(reference)
+    }
+
+    /// Serializes a top-level value under a new random id (for `Store::put`).
+    pub(crate) fn store_new<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
+        let class = crate::reference::class_name::<T>();
+        self.sync_scope(|| self.serialize_external(value, class, Some(Uuid::new_v4())))
+    }
+
+    /// Resolves a reference from the cache, fetching it on the spot if needed.
+    pub(crate) fn resolve<T: DeserializeOwned>(
+        &self,
+        reference: &Reference,
+        expected: Arc<str>,
+    ) -> Result<T> {
+        if *reference.class_name != *expected {
+            return Err(Error::validation(format!(
+                "class_name mismatch for reference {}: expected {expected}, got {}",
+                reference.id, reference.class_name
+            )));
+        }
+        let ck = Self::cache_key(&expected, reference.id);
+        let cached = self.lock().cache.get(&ck).cloned();
+        let data = match cached {
+            Some(found) => found,
+            None => self.fetch_now(&ck)?,
+        };
+        let Some(data) = data else {
+            return Err(Error::not_found(&*expected, reference.id));
+        };
+        let _depth = DepthGuard::enter(self, &expected)?;
+        serde_json::from_slice::<T>(&data).map_err(|e| {
+            self.take_parked_matching(&e.to_string()).unwrap_or_else(|| {
+                Error::validation_with(
+                    format!(
+                        "stored {expected} {} no longer fits the type: {e}",
+                        reference.id
+                    ),
+                    e,
+                )
+            })
+        })
+    }
+
+    /// Decodes already-prefetched references (for `Store::get_many`).
+    pub(crate) fn decode_all<T: DeserializeOwned>(&self, references: &[Reference]) -> Result<Vec<T>> {
+        let class = crate::reference::class_name::<T>();
+        self.sync_scope(|| {
+            references
+                .iter()
+                .map(|r| self.resolve::<T>(r, Arc::clone(&class)))
+                .collect()
+        })
+    }
+
+    /// Loads a record that was not prefetched, blocking where that is allowed.
+    fn fetch_now(&self, ck: &CacheKey) -> Result<Option<Bytes>> {
+        let key = Key::new(
+            Arc::clone(self.inner.store.tenant_arc()),
+            Arc::clone(&ck.0),
+            ck.1,
+        );
+        let store = self.inner.store.clone();
+        let fut = async move { store.load_keys(std::slice::from_ref(&key)).await };
+        let records = match (&self.inner.runtime, Handle::try_current()) {
+            (Some(runtime), Err(_)) => runtime.block_on(fut)?,
+            (_, Ok(handle)) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(fut))?
+            }
+            _ => {
+                return Err(Error::validation(format!(
+                    "reference {} {} was not prefetched and this thread cannot block to load it \
+                     (current-thread runtime): deserialize with toast::from_json / from_slice / \
+                     from_value, which load every reference first",
+                    ck.0, ck.1
+                )))
+            }
+        };
+        let data = records.into_iter().next().map(|r| r.data);
+        self.lock().cache.insert(ck.clone(), data.clone());
+        Ok(data)
+    }
+
+    /// Loads every reference not yet known, one backend round trip per
+    /// nesting level, following the references each loaded record carries.
+    pub(crate) async fn prefetch(&self, mut pending: Vec<Reference>) -> Result<()> {
+        let tenant = Arc::clone(self.inner.store.tenant_arc());
+        for _level in 0..=MAX_DEPTH {
+            let keys: Vec<Key> = {
+                let st = self.lock();
+                let mut seen = HashSet::new();
+                pending
+                    .drain(..)
+                    .filter_map(|r| {
+                        let class: Arc<str> = Arc::from(r.class_name);
+                        let ck = (class, r.id);
+                        if st.cache.contains_key(&ck) || !seen.insert(ck.clone()) {
+                            return None;
+                        }
+                        Some(Key::new(Arc::clone(&tenant), ck.0, ck.1))
+                    })
+                    .collect()
+            };
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let records = self.inner.store.load_keys(&keys).await?;
+            let mut st = self.lock();
+            for record in records {
+                pending.extend(record.refs);
+                st.cache
+                    .insert((record.key.class_name, record.key.id), Some(record.data));
+            }
+            for key in keys {
+                st.cache.entry((key.class_name, key.id)).or_insert(None);
+            }
+        }
+        Err(Error::validation(format!(
+            "references nested more than {MAX_DEPTH} levels deep"
+        )))
+    }
+}
+
+/// Pops the frame of an external being serialized, even on error or panic.
+struct FrameGuard<'a> {
+    ctx: &'a Context,
+    frame: usize,
+}
+
+impl FrameGuard<'_> {
+    fn pop(self) -> Vec<Reference> {
+        let mut st = self.ctx.lock();
+        let children = if st.frames.len() == self.frame {
+            st.frames.pop().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        st.frames.truncate(self.frame.saturating_sub(1));
+        drop(st);
+        std::mem::forget(self);
+        children
+    }
+}
+
+impl Drop for FrameGuard<'_> {
+    fn drop(&mut self) {
+        self.ctx.lock().frames.truncate(self.frame.saturating_sub(1));
+    }
+}
+
+/// Counts externals being deserialized, to stop runaway nesting.
+struct DepthGuard<'a> {
+    ctx: &'a Context,
+}
+
+impl<'a> DepthGuard<'a> {
+    fn enter(ctx: &'a Context, class: &str) -> Result<Self> {
+        let mut st = ctx.lock();
+        if st.depth >= MAX_DEPTH {
+            return Err(Error::validation(format!(
+                "externals nested more than {MAX_DEPTH} levels deep while loading {class}"
+            )));
+        }
+        st.depth += 1;
+        Ok(DepthGuard { ctx })
+    }
+}
+
+impl Drop for DepthGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.ctx.lock();
+        st.depth = st.depth.saturating_sub(1);
+    }
+}
+
+/// Records taken out of the buffer for a save; put back unless the save succeeded
+/// (also when the flush future is dropped half-way).
+struct InFlight<'a> {
+    ctx: &'a Context,
+    records: Option<Vec<Record>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(records) = self.records.take() {
+            let mut st = self.ctx.lock();
+            for record in records {
+                let ck = (Arc::clone(&record.key.class_name), record.key.id);
+                st.buffer.entry(ck).or_insert(record);
+            }
+        }
+    }
+}

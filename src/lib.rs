@@ -1,0 +1,100 @@
+//! # serde-toast
+//!
+//! The claim-check pattern, and PostgreSQL's TOAST idea, for serde. A field
+//! marked `#[serde(with = "toast::external")]` is stored out of line while the
+//! document is serialized, and the document carries only
+//! `{"class_name": "...", "id": "<uuid>"}` in its place; deserializing resolves
+//! it back.
+//!
+//! The store is not written on the type: it comes from a task-scoped context,
+//! [`scope`], so the same type can live in SQLite in a CLI, in Redis in one
+//! service and in PostgreSQL in another, and externals nest freely inside API
+//! payloads, queue messages and caches.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Item { sku: String, text: String }
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Order {
+//!     order_id: u64,
+//!     #[serde(with = "toast::external")]
+//!     items: Vec<Item>,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> toast::Result<()> {
+//! let store = toast::Store::memory(); // or Store::connect("sqlite://app.db").await?
+//! let order = Order {
+//!     order_id: 7,
+//!     items: vec![Item { sku: "A-1".into(), text: "a long description".repeat(50) }],
+//! };
+//!
+//! // Serialize: the items are stored, the document keeps a reference.
+//! let json = toast::scope(store.clone(), toast::to_json(&order)).await??;
+//! assert!(json.starts_with(r#"{"order_id":7,"items":{"class_name":"Vec<Item>","id":""#));
+//!
+//! // Deserialize: the reference is resolved (one round trip per nesting level).
+//! let back: Order = toast::scope(store.clone(), toast::from_json(&json)).await??;
+//! assert_eq!(back, order);
+//! assert_eq!(store.stats().save_calls, 1);
+//! assert_eq!(store.stats().load_calls, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! ## The invariant
+//!
+//! No reference leaves the library before the value it names is stored:
+//! [`to_json`], [`to_vec`] and [`to_value`] return only after the flush, and
+//! [`scope`] returns a failed flush as its error.
+//!
+//! ## Where to go next
+//!
+//! - [`external`]: the field adapter (and [`external::option`], [`external::named`]).
+//! - [`External`]: a stored value with a stable id.
+//! - [`Store`]: connect by URL, tenants, `put` / `get` / `delete` / `list`, [`Stats`].
+//! - [`Backend`] and [`register_backend`]: bring your own storage.
+//! - [`blocking`]: the same without async.
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `sqlite` | yes | `sqlite://PATH`, embedded and persistent |
+//! | `tower` | yes | `toast::tower`, a per-request scope layer |
+//! | `postgres` | no | `postgres://` / `postgresql://` |
+//! | `redis` | no | `redis://` (`redis-tls` adds `rediss://`) |
+//! | `conformance` | no | `backend::conformance`, the checks every backend must pass |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod backend;
+pub mod blocking;
+mod context;
+mod error;
+pub mod external;
+mod identity;
+mod json;
+mod record;
+mod reference;
+mod registry;
+mod store;
+#[cfg(feature = "tower")]
+pub mod tower;
+mod url;
+
+pub use backend::Backend;
+pub use context::{content_id, current, flush, scope, take_error, Context, MAX_DEPTH};
+pub use error::{BoxError, Error, Result};
+pub use identity::External;
+pub use json::{
+    collect_references, from_json, from_slice, from_value, prefetch, to_json, to_value, to_vec,
+};
+pub use record::{Key, ListEntry, ListQuery, Record, RECORD_SCHEMA_VERSION};
+pub use reference::{class_name, Named, Reference};
+pub use registry::{register_backend, registered_schemes, BackendFactory, BackendFuture};
+pub use store::{Stats, Store, DEFAULT_TENANT};
+pub use url::{redact, ConnectUrl};

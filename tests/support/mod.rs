@@ -1,0 +1,10 @@
+//! Shared test support: unique names, server URLs, throwaway servers.
+#![allow(dead_code)]
+
+pub mod postgres;
+pub mod redis;
+
+/// A tenant name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}

@@ -1,0 +1,1 @@
+//! Throwaway PostgreSQL servers and the shared server URL (see issue 3).

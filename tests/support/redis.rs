@@ -1,0 +1,1 @@
+//! Throwaway Redis servers and the shared server URL (see issue 4).
