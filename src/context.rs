@@ -410,20 +410,24 @@ impl Context {
         };
         let _depth = DepthGuard::enter(self, &expected)?;
         serde_json::from_slice::<T>(&data).map_err(|e| {
-            self.take_parked_matching(&e.to_string()).unwrap_or_else(|| {
-                Error::validation_with(
-                    format!(
-                        "stored {expected} {} no longer fits the type: {e}",
-                        reference.id
-                    ),
-                    e,
-                )
-            })
+            self.take_parked_matching(&e.to_string())
+                .unwrap_or_else(|| {
+                    Error::validation_with(
+                        format!(
+                            "stored {expected} {} no longer fits the type: {e}",
+                            reference.id
+                        ),
+                        e,
+                    )
+                })
         })
     }
 
     /// Decodes already-prefetched references (for `Store::get_many`).
-    pub(crate) fn decode_all<T: DeserializeOwned>(&self, references: &[Reference]) -> Result<Vec<T>> {
+    pub(crate) fn decode_all<T: DeserializeOwned>(
+        &self,
+        references: &[Reference],
+    ) -> Result<Vec<T>> {
         let class = crate::reference::class_name::<T>();
         self.sync_scope(|| {
             references
@@ -524,7 +528,10 @@ impl FrameGuard<'_> {
 
 impl Drop for FrameGuard<'_> {
     fn drop(&mut self) {
-        self.ctx.lock().frames.truncate(self.frame.saturating_sub(1));
+        self.ctx
+            .lock()
+            .frames
+            .truncate(self.frame.saturating_sub(1));
     }
 }
 

@@ -41,7 +41,11 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "conformance check '{}' failed: {}", self.check, self.message)
+        write!(
+            f,
+            "conformance check '{}' failed: {}",
+            self.check, self.message
+        )
     }
 }
 
@@ -131,7 +135,11 @@ fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 fn record(tenant: &str, class: &str, id: Uuid, data: &str) -> Record {
-    Record::new(Key::new(tenant, class, id), Bytes::from(data.to_owned()), Vec::new())
+    Record::new(
+        Key::new(tenant, class, id),
+        Bytes::from(data.to_owned()),
+        Vec::new(),
+    )
 }
 
 fn json_text(n: usize) -> String {
@@ -249,7 +257,10 @@ async fn batch_sizes(store: &Store, ns: &str) -> CheckResult {
         }
         for r in &loaded {
             let Some(original) = records.iter().find(|o| o.key == r.key) else {
-                return Err(format!("load returned a key it was not asked for: {:?}", r.key));
+                return Err(format!(
+                    "load returned a key it was not asked for: {:?}",
+                    r.key
+                ));
             };
             let same: serde_json::Value = serde_json::from_slice(&r.data)
                 .map_err(|e| format!("loaded data is not JSON: {e}"))?;
@@ -277,7 +288,9 @@ async fn not_found(store: &Store, ns: &str) -> CheckResult {
         .err()
         .ok_or("get of a missing reference succeeded")?;
     if !err.is_not_found() {
-        return Err(format!("get of a missing reference gave {err:?}, expected NotFound"));
+        return Err(format!(
+            "get of a missing reference gave {err:?}, expected NotFound"
+        ));
     }
     let deleted = store
         .backend()
@@ -285,7 +298,9 @@ async fn not_found(store: &Store, ns: &str) -> CheckResult {
         .await
         .map_err(|e| format!("delete of a missing key failed: {e}"))?;
     if deleted != 0 {
-        return Err(format!("delete of a missing key reported {deleted} deleted"));
+        return Err(format!(
+            "delete of a missing key reported {deleted} deleted"
+        ));
     }
     Ok(())
 }
@@ -305,7 +320,10 @@ async fn upsert(store: &Store, ns: &str) -> CheckResult {
     let [got] = loaded.as_slice() else {
         return Err(format!("expected one record, got {}", loaded.len()));
     };
-    if got.data.as_ref() != br#"{"v":2}"# && serde_json::from_slice::<serde_json::Value>(&got.data).ok() != Some(serde_json::json!({"v": 2})) {
+    if got.data.as_ref() != br#"{"v":2}"#
+        && serde_json::from_slice::<serde_json::Value>(&got.data).ok()
+            != Some(serde_json::json!({"v": 2}))
+    {
         return Err("an update did not replace the data".into());
     }
     if micros(got.created_at) != first.created_at {
@@ -370,11 +388,16 @@ async fn delete(store: &Store, ns: &str) -> CheckResult {
         .await
         .map_err(|e| format!("delete failed: {e}"))?;
     if deleted != 2 {
-        return Err(format!("deleted 2 of 3 existing keys, backend reported {deleted}"));
+        return Err(format!(
+            "deleted 2 of 3 existing keys, backend reported {deleted}"
+        ));
     }
     let left = load(store, &keys).await?;
     if left.len() != 1 || left[0].key != keys[0] {
-        return Err(format!("after delete, {} records remain, expected 1", left.len()));
+        return Err(format!(
+            "after delete, {} records remain, expected 1",
+            left.len()
+        ));
     }
     let reference = keys[0].reference();
     let deleted = store
@@ -388,7 +411,9 @@ async fn delete(store: &Store, ns: &str) -> CheckResult {
         .await
         .map_err(|e| e.to_string())?;
     if !deleted || again {
-        return Err(format!("Store::delete gave {deleted} then {again}, expected true then false"));
+        return Err(format!(
+            "Store::delete gave {deleted} then {again}, expected true then false"
+        ));
     }
     Ok(())
 }
@@ -409,7 +434,11 @@ async fn isolation(store: &Store, ns: &str) -> CheckResult {
     let key_b = b.key_for(&reference);
     save(
         store,
-        &[Record::new(key_b.clone(), Bytes::from_static(br#"{"text":"b","n":2}"#), vec![])],
+        &[Record::new(
+            key_b.clone(),
+            Bytes::from_static(br#"{"text":"b","n":2}"#),
+            vec![],
+        )],
     )
     .await?;
     let still: Leaf = a.get(&reference).await.map_err(|e| e.to_string())?;
@@ -431,7 +460,12 @@ async fn isolation(store: &Store, ns: &str) -> CheckResult {
     }
     match b.list("Leaf", 0, 100).await {
         Ok(refs) if refs.is_empty() => {}
-        Ok(refs) => return Err(format!("tenant b listed {} of tenant a's records", refs.len())),
+        Ok(refs) => {
+            return Err(format!(
+                "tenant b listed {} of tenant a's records",
+                refs.len()
+            ))
+        }
         Err(e) if e.is_validation() => {}
         Err(e) => return Err(format!("list failed: {e}")),
     }
@@ -453,7 +487,12 @@ async fn hostile(store: &Store, ns: &str) -> CheckResult {
             &format!(r#"{{"c":{i}}}"#),
         ));
         // And as the whole tenant (no namespace prefix), with a unique class.
-        records.push(record(name, &format!("{ns}-Hostile"), id, &format!(r#"{{"t":{i}}}"#)));
+        records.push(record(
+            name,
+            &format!("{ns}-Hostile"),
+            id,
+            &format!(r#"{{"t":{i}}}"#),
+        ));
     }
     save(store, &records).await?;
     let keys: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
@@ -551,7 +590,12 @@ async fn list(store: &Store, ns: &str) -> std::result::Result<bool, String> {
     }
     // Another class and another tenant must not show up.
     records.push(record(&tenant, "Unlisted", Uuid::new_v4(), "{}"));
-    records.push(record(&format!("{ns}-list-other"), "Listed", Uuid::new_v4(), "{}"));
+    records.push(record(
+        &format!("{ns}-list-other"),
+        "Listed",
+        Uuid::new_v4(),
+        "{}",
+    ));
     let probe = ListQuery {
         tenant: Arc::clone(&tenant),
         class_name: Arc::from("Listed"),
@@ -572,7 +616,9 @@ async fn list(store: &Store, ns: &str) -> std::result::Result<bool, String> {
     let want: Vec<Uuid> = records[..5].iter().rev().map(|r| r.key.id).collect();
     let got: Vec<Uuid> = all.iter().map(|e| e.id).collect();
     if got != want {
-        return Err(format!("list is not newest first or not isolated: {got:?} != {want:?}"));
+        return Err(format!(
+            "list is not newest first or not isolated: {got:?} != {want:?}"
+        ));
     }
     let page = store
         .backend()
@@ -585,7 +631,10 @@ async fn list(store: &Store, ns: &str) -> std::result::Result<bool, String> {
         .map_err(|e| format!("paged list failed: {e}"))?;
     let got: Vec<Uuid> = page.iter().map(|e| e.id).collect();
     if got != want[1..3] {
-        return Err(format!("list offset 1 limit 2 gave {got:?}, expected {:?}", &want[1..3]));
+        return Err(format!(
+            "list offset 1 limit 2 gave {got:?}, expected {:?}",
+            &want[1..3]
+        ));
     }
     let keys: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
     cleanup(store, &keys).await?;

@@ -310,9 +310,8 @@ impl Backend for SqliteBackend {
     async fn delete(&self, keys: &[Key]) -> Result<u64> {
         let mut deleted = 0;
         for chunk in keys.chunks(KEY_CHUNK) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-                "DELETE FROM toast_records WHERE (tenant, class_name, id) IN (",
-            );
+            let mut qb: QueryBuilder<'_, Sqlite> =
+                QueryBuilder::new("DELETE FROM toast_records WHERE (tenant, class_name, id) IN (");
             push_keys(&mut qb, chunk);
             qb.push(")");
             deleted += qb
