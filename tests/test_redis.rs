@@ -775,3 +775,26 @@ async fn a_paused_server_times_out_instead_of_hanging() {
         }
     }
 }
+
+/// `rediss://` really speaks TLS (the crypto provider is in place, no panic):
+/// against a plain-text server the handshake fails as a Connection error.
+#[cfg(feature = "redis-tls")]
+#[tokio::test]
+async fn rediss_to_a_plaintext_server_is_a_connection_error_not_a_panic() {
+    let server = ThrowawayRedis::start();
+    let started = Instant::now();
+    let err = Store::connect(&format!(
+        "rediss://:tls-pw-1@127.0.0.1:{}/?timeout=1&connect_timeout=1",
+        server.port()
+    ))
+    .await
+    .unwrap_err();
+    let text = full_text(&err);
+    assert!(err.is_connection(), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!text.contains("tls-pw-1"), "{text}");
+}

@@ -24,6 +24,10 @@
 //! - `protocol` (`resp2`, `resp3`) is passed on to the driver; any other
 //!   query parameter is rejected, so that a typo (`?tll=60`) is not silently ignored.
 //!
+//! With `redis-tls`, `rediss://` verifies the server certificate against the
+//! webpki roots. rustls needs a process-wide crypto provider: the first
+//! `rediss://` connect installs ring's unless the application installed one.
+//!
 //! # Keys and values
 //!
 //! A record lives under the key
@@ -388,6 +392,12 @@ impl RedisBackend {
             }
         }
         let options = parse_options(url)?;
+        #[cfg(feature = "redis-tls")]
+        if url.scheme() == "rediss" {
+            // rustls needs a process-wide crypto provider; install ring's
+            // unless the application already installed one (then this does nothing).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let parsed = url.dangerous_url();
         let host_port = format!(
             "{}:{}",
