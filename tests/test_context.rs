@@ -20,7 +20,9 @@ struct Doc {
 }
 
 fn doc(name: &str) -> Doc {
-    Doc { item: Item { name: name.into() } }
+    Doc {
+        item: Item { name: name.into() },
+    }
 }
 
 #[tokio::test]
@@ -35,7 +37,10 @@ async fn plain_serde_json_is_buffered_and_flushed_when_the_scope_ends() {
     .unwrap();
     assert_eq!(pending, 1, "buffered, not written, during the scope");
     assert_eq!(store.stats().save_calls, 1, "flushed at the end");
-    let back: Doc = toast::scope(store, toast::from_json(&json)).await.unwrap().unwrap();
+    let back: Doc = toast::scope(store, toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back, doc("a"));
 }
 
@@ -52,12 +57,19 @@ async fn flush_writes_now_and_to_json_returns_only_after_the_flush() {
         let json = toast::to_json(&doc("y")).await.unwrap();
         // The record is in the backend the moment to_json returns: a second,
         // independent scope can read it.
-        let other = toast::scope(store.clone(), toast::from_json::<Doc>(&json)).await.unwrap().unwrap();
+        let other = toast::scope(store.clone(), toast::from_json::<Doc>(&json))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(other, doc("y"));
     })
     .await
     .unwrap();
-    assert_eq!(store.stats().save_calls, 2, "nothing left for the scope's own flush");
+    assert_eq!(
+        store.stats().save_calls,
+        2,
+        "nothing left for the scope's own flush"
+    );
 }
 
 #[tokio::test]
@@ -77,16 +89,23 @@ async fn a_failed_flush_is_an_error_and_keeps_the_records() {
     .await;
     result.unwrap();
     let reference = toast::Reference::new("Item", toast::content_id("Item", br#"{"name":"kept"}"#));
-    assert_eq!(store.get::<Item>(&reference).await.unwrap(), Item { name: "kept".into() });
+    assert_eq!(
+        store.get::<Item>(&reference).await.unwrap(),
+        Item {
+            name: "kept".into()
+        }
+    );
 }
 
 #[tokio::test]
 async fn a_flush_failing_at_scope_end_is_the_scope_error() {
     let flaky = flaky::Flaky::new();
     flaky.set_failing(true);
-    let err = toast::scope(flaky::store(&flaky), async { serde_json::to_string(&doc("lost?")).unwrap() })
-        .await
-        .unwrap_err();
+    let err = toast::scope(flaky::store(&flaky), async {
+        serde_json::to_string(&doc("lost?")).unwrap()
+    })
+    .await
+    .unwrap_err();
     assert!(err.is_connection(), "{err:?}");
     assert!(err.to_string().contains("injected failure"));
 }
@@ -112,15 +131,21 @@ async fn a_cancelled_flush_puts_its_records_back() {
 async fn spawned_tasks_do_not_inherit_the_scope_but_current_carries_it_over() {
     let store = Store::memory();
     toast::scope(store.clone(), async {
-        let orphan = tokio::spawn(async { toast::to_json(&doc("orphan")).await }).await.unwrap();
+        let orphan = tokio::spawn(async { toast::to_json(&doc("orphan")).await })
+            .await
+            .unwrap();
         let err = orphan.unwrap_err();
-        assert!(err.is_validation() && err.to_string().contains("toast::scope"), "{err}");
+        assert!(
+            err.is_validation() && err.to_string().contains("toast::scope"),
+            "{err}"
+        );
 
         let ctx = toast::current().expect("inside a scope");
-        let carried = tokio::spawn(ctx.scope(async { serde_json::to_string(&doc("carried")).unwrap() }))
-            .await
-            .unwrap()
-            .unwrap();
+        let carried =
+            tokio::spawn(ctx.scope(async { serde_json::to_string(&doc("carried")).unwrap() }))
+                .await
+                .unwrap()
+                .unwrap();
         assert!(carried.contains("class_name"));
     })
     .await
@@ -151,7 +176,11 @@ async fn a_panic_inside_an_inner_scope_leaves_the_outer_context_intact() {
     .await
     .unwrap();
     assert_eq!(outer.stats().records_saved, 2);
-    assert_eq!(inner.stats().records_saved, 0, "the panicking scope flushed nothing");
+    assert_eq!(
+        inner.stats().records_saved,
+        0,
+        "the panicking scope flushed nothing"
+    );
 }
 
 #[tokio::test]
@@ -184,26 +213,39 @@ async fn a_panic_while_serializing_an_external_leaves_the_context_usable() {
 #[tokio::test(flavor = "current_thread")]
 async fn current_thread_runtime_cannot_fetch_on_the_spot_and_says_so() {
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&doc("ct"))).await.unwrap().unwrap();
-    let err = toast::scope(store.clone(), async { serde_json::from_str::<Doc>(&json).map_err(Error::from) })
+    let json = toast::scope(store.clone(), toast::to_json(&doc("ct")))
         .await
         .unwrap()
-        .unwrap_err();
+        .unwrap();
+    let err = toast::scope(store.clone(), async {
+        serde_json::from_str::<Doc>(&json).map_err(Error::from)
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
     assert!(err.is_validation(), "{err:?}");
     assert!(err.to_string().contains("toast::from_json"), "{err}");
     // from_json prefetches, so it works on the same runtime.
-    let back: Doc = toast::scope(store, toast::from_json(&json)).await.unwrap().unwrap();
+    let back: Doc = toast::scope(store, toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back, doc("ct"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_thread_runtime_fetches_on_the_spot() {
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&doc("mt"))).await.unwrap().unwrap();
-    let before = store.stats();
-    let back: Doc = toast::scope(store.clone(), async { serde_json::from_str::<Doc>(&json).unwrap() })
+    let json = toast::scope(store.clone(), toast::to_json(&doc("mt")))
         .await
+        .unwrap()
         .unwrap();
+    let before = store.stats();
+    let back: Doc = toast::scope(store.clone(), async {
+        serde_json::from_str::<Doc>(&json).unwrap()
+    })
+    .await
+    .unwrap();
     assert_eq!(back, doc("mt"));
     assert_eq!(store.stats().since(&before).load_calls, 1);
 }
@@ -211,7 +253,10 @@ async fn multi_thread_runtime_fetches_on_the_spot() {
 #[tokio::test]
 async fn the_read_cache_serves_repeated_references_without_round_trips() {
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&doc("cached"))).await.unwrap().unwrap();
+    let json = toast::scope(store.clone(), toast::to_json(&doc("cached")))
+        .await
+        .unwrap()
+        .unwrap();
     let before = store.stats();
     toast::scope(store.clone(), async {
         for _ in 0..3 {
@@ -232,10 +277,18 @@ async fn runaway_nesting_is_an_error_not_a_stack_overflow() {
     }
     let mut chain = Chain { next: None };
     for _ in 0..(toast::MAX_DEPTH + 5) {
-        chain = Chain { next: Some(Box::new(chain)) };
+        chain = Chain {
+            next: Some(Box::new(chain)),
+        };
     }
-    let err = toast::scope(Store::memory(), toast::to_json(&chain)).await.unwrap().unwrap_err();
-    assert!(err.is_validation() && err.to_string().contains("nested"), "{err}");
+    let err = toast::scope(Store::memory(), toast::to_json(&chain))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.is_validation() && err.to_string().contains("nested"),
+        "{err}"
+    );
 
     // A self-referencing stored record (only a hostile writer makes one) stops too.
     let store = Store::memory();
@@ -247,6 +300,12 @@ async fn runaway_nesting_is_an_error_not_a_stack_overflow() {
         vec![toast::Reference::new("Box<Chain>", id)],
     );
     store.backend().save(&[record]).await.unwrap();
-    let err = toast::scope(store, toast::from_json::<Chain>(&me)).await.unwrap().unwrap_err();
-    assert!(err.is_validation() && err.to_string().contains("nested"), "{err}");
+    let err = toast::scope(store, toast::from_json::<Chain>(&me))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.is_validation() && err.to_string().contains("nested"),
+        "{err}"
+    );
 }

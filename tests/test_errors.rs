@@ -28,28 +28,45 @@ struct OtherDoc {
 }
 
 async fn stored_doc(store: &Store) -> String {
-    let doc = Doc { item: Item { name: "x".into() } };
-    toast::scope(store.clone(), toast::to_json(&doc)).await.unwrap().unwrap()
+    let doc = Doc {
+        item: Item { name: "x".into() },
+    };
+    toast::scope(store.clone(), toast::to_json(&doc))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
 async fn class_mismatch_names_both_classes() {
     let store = Store::memory();
     let json = stored_doc(&store).await;
-    let err = toast::scope(store, toast::from_json::<OtherDoc>(&json)).await.unwrap().unwrap_err();
+    let err = toast::scope(store, toast::from_json::<OtherDoc>(&json))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(err.is_validation(), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("expected Other") && msg.contains("got Item"), "{msg}");
+    assert!(
+        msg.contains("expected Other") && msg.contains("got Item"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_id_is_not_found_naming_class_and_id() {
     let id = Uuid::new_v4();
     let json = format!(r#"{{"item":{{"class_name":"Item","id":"{id}"}}}}"#);
-    let err = toast::scope(Store::memory(), toast::from_json::<Doc>(&json)).await.unwrap().unwrap_err();
+    let err = toast::scope(Store::memory(), toast::from_json::<Doc>(&json))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
     match &err {
-        Error::NotFound { class_name, id: got } => {
+        Error::NotFound {
+            class_name,
+            id: got,
+        } => {
             assert_eq!(class_name, "Item");
             assert_eq!(*got, id);
         }
@@ -72,7 +89,10 @@ async fn malformed_references_are_validation_errors() {
         r#"{"item": "#,
     ];
     for case in cases {
-        let err = toast::scope(Store::memory(), toast::from_json::<Doc>(case)).await.unwrap().unwrap_err();
+        let err = toast::scope(Store::memory(), toast::from_json::<Doc>(case))
+            .await
+            .unwrap()
+            .unwrap_err();
         assert!(err.is_validation(), "{case}: {err:?}");
     }
 }
@@ -96,11 +116,16 @@ async fn stored_data_that_no_longer_fits_is_a_validation_error() {
 
 #[tokio::test]
 async fn outside_a_scope_the_error_says_how_to_open_one() {
-    let doc = Doc { item: Item { name: "x".into() } };
+    let doc = Doc {
+        item: Item { name: "x".into() },
+    };
     let err = serde_json::to_string(&doc).unwrap_err();
     assert!(err.to_string().contains("toast::scope"), "{err}");
     let err = toast::to_json(&doc).await.unwrap_err();
-    assert!(err.is_validation() && err.to_string().contains("toast::scope"), "{err}");
+    assert!(
+        err.is_validation() && err.to_string().contains("toast::scope"),
+        "{err}"
+    );
     let json = r#"{"item":{"class_name":"Item","id":"0b6f5c1e-8f5e-4b7c-9d3a-2a1b0c9d8e7f"}}"#;
     let err = serde_json::from_str::<Doc>(json).unwrap_err();
     assert!(err.to_string().contains("toast::scope"), "{err}");
@@ -113,7 +138,10 @@ async fn the_typed_error_crosses_serde_intact() {
     let id = Uuid::new_v4();
     let json = format!(r#"{{"item":{{"class_name":"Item","id":"{id}"}}}}"#);
     // from_json returns the original NotFound, not a flattened string.
-    let err = toast::scope(store.clone(), toast::from_json::<Doc>(&json)).await.unwrap().unwrap_err();
+    let err = toast::scope(store.clone(), toast::from_json::<Doc>(&json))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     // Plain serde_json inside a scope: `?` into toast::Error recovers it.
     let result = toast::scope(store.clone(), async {
@@ -141,14 +169,24 @@ async fn nested_not_found_reaches_the_top_as_itself() {
         doc: Doc,
     }
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&Outer { doc: Doc { item: Item { name: "n".into() } } }))
-        .await
-        .unwrap()
-        .unwrap();
+    let json = toast::scope(
+        store.clone(),
+        toast::to_json(&Outer {
+            doc: Doc {
+                item: Item { name: "n".into() },
+            },
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     // Delete the innermost record.
     let item_ref = Reference::new("Item", toast::content_id("Item", br#"{"name":"n"}"#));
     assert!(store.delete(&item_ref).await.unwrap());
-    let err = toast::scope(store, toast::from_json::<Outer>(&json)).await.unwrap().unwrap_err();
+    let err = toast::scope(store, toast::from_json::<Outer>(&json))
+        .await
+        .unwrap()
+        .unwrap_err();
     match err {
         Error::NotFound { class_name, id } => {
             assert_eq!(class_name, "Item");
@@ -181,10 +219,15 @@ async fn malformed_urls_are_validation_errors_without_the_password() {
 #[tokio::test]
 async fn store_debug_and_url_never_show_the_password() {
     toast::register_backend("pwtest", |_url: toast::ConnectUrl| async {
-        Ok(std::sync::Arc::new(toast::backend::memory::MemoryBackend::new()) as std::sync::Arc<dyn toast::Backend>)
+        Ok(
+            std::sync::Arc::new(toast::backend::memory::MemoryBackend::new())
+                as std::sync::Arc<dyn toast::Backend>,
+        )
     })
     .unwrap();
-    let store = Store::connect("pwtest://admin:hunter2@host:1/db").await.unwrap();
+    let store = Store::connect("pwtest://admin:hunter2@host:1/db")
+        .await
+        .unwrap();
     assert_eq!(store.url(), "pwtest://admin:***@host:1/db");
     assert!(!format!("{store:?}").contains("hunter2"));
 }
@@ -192,9 +235,18 @@ async fn store_debug_and_url_never_show_the_password() {
 #[test]
 fn invalid_scheme_names_are_rejected() {
     let make = |_url: toast::ConnectUrl| async {
-        Ok(std::sync::Arc::new(toast::backend::memory::MemoryBackend::new()) as std::sync::Arc<dyn toast::Backend>)
+        Ok(
+            std::sync::Arc::new(toast::backend::memory::MemoryBackend::new())
+                as std::sync::Arc<dyn toast::Backend>,
+        )
     };
-    assert!(toast::register_backend("", make).unwrap_err().is_validation());
-    assert!(toast::register_backend("9lives", make).unwrap_err().is_validation());
-    assert!(toast::register_backend("has space", make).unwrap_err().is_validation());
+    assert!(toast::register_backend("", make)
+        .unwrap_err()
+        .is_validation());
+    assert!(toast::register_backend("9lives", make)
+        .unwrap_err()
+        .is_validation());
+    assert!(toast::register_backend("has space", make)
+        .unwrap_err()
+        .is_validation());
 }

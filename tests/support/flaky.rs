@@ -27,7 +27,11 @@ impl Backend for Flaky {
     async fn save(&self, records: &[Record]) -> toast::Result<()> {
         self.save_attempts.fetch_add(1, Ordering::SeqCst);
         if self.fail_saves.load(Ordering::SeqCst) {
-            return Err(Error::connection("flaky://", "injected failure: the store is down", None));
+            return Err(Error::connection(
+                "flaky://",
+                "injected failure: the store is down",
+                None,
+            ));
         }
         self.inner.save(records).await
     }
