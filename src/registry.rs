@@ -72,7 +72,7 @@ fn builtins() -> BTreeMap<String, BackendFactory> {
 ///     Ok(Arc::new(toast::backend::memory::MemoryBackend::new()) as Arc<dyn toast::Backend>)
 /// })?;
 /// let store = toast::Store::connect("scratch://anything").await?;
-/// let r = store.put(&"hello").await?;
+/// let r = store.put(&String::from("hello")).await?;
 /// assert_eq!(store.get::<String>(&r).await?, "hello");
 /// # Ok(()) }
 /// ```
@@ -82,7 +82,10 @@ where
     Fut: Future<Output = Result<Arc<dyn Backend>>> + Send + 'static,
 {
     let scheme = scheme.to_ascii_lowercase();
-    let valid = scheme.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+    let valid = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase())
         && scheme
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
