@@ -798,3 +798,14 @@ async fn rediss_to_a_plaintext_server_is_a_connection_error_not_a_panic() {
     );
     assert!(!text.contains("tls-pw-1"), "{text}");
 }
+
+/// The suite every backend must pass, on the shared server under a fresh prefix.
+#[cfg(feature = "conformance")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_backend_conforms() {
+    let url = shared_url_with(&format!("prefix={}&ttl=3600", unique_prefix()));
+    let store = Store::connect(&url).await.unwrap();
+    let report = toast::backend::conformance::run(&store).await.unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert!(report.passed.len() >= 10, "{report:?}");
+}
