@@ -245,7 +245,7 @@ impl ThrowawayRedis {
             .arg(sig)
             .arg(pid.to_string())
             .status()
-            .unwrap_or_else(|e| panic!("kill {sig}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run `kill {sig}` ({e}): install procps"));
         assert!(status.success(), "kill {sig} {pid} failed");
     }
 }
