@@ -355,6 +355,7 @@ fn show(out: &Output) -> String {
 }
 
 #[cfg(feature = "postgres")]
+#[allow(unused_imports)] // not every test binary that includes `support` uses it
 pub use fresh::FreshDatabase;
 
 #[cfg(feature = "postgres")]
