@@ -257,10 +257,14 @@ impl Context {
     /// # Errors
     ///
     /// A failed flush, as for [`scope`].
-    pub async fn scope<F: Future>(&self, fut: F) -> Result<F::Output> {
-        let output = CONTEXT.scope(self.clone(), fut).await;
-        self.flush().await?;
-        Ok(output)
+    pub fn scope<F: Future>(&self, fut: F) -> impl Future<Output = Result<F::Output>> {
+        // Owns a clone, so the future is `'static` when `fut` is: ready for `tokio::spawn`.
+        let ctx = self.clone();
+        async move {
+            let output = CONTEXT.scope(ctx.clone(), fut).await;
+            ctx.flush().await?;
+            Ok(output)
+        }
     }
 
     /// Runs a synchronous closure inside this context (no flush).
@@ -410,20 +414,24 @@ impl Context {
         };
         let _depth = DepthGuard::enter(self, &expected)?;
         serde_json::from_slice::<T>(&data).map_err(|e| {
-            self.take_parked_matching(&e.to_string()).unwrap_or_else(|| {
-                Error::validation_with(
-                    format!(
-                        "stored {expected} {} no longer fits the type: {e}",
-                        reference.id
-                    ),
-                    e,
-                )
-            })
+            self.take_parked_matching(&e.to_string())
+                .unwrap_or_else(|| {
+                    Error::validation_with(
+                        format!(
+                            "stored {expected} {} no longer fits the type: {e}",
+                            reference.id
+                        ),
+                        e,
+                    )
+                })
         })
     }
 
     /// Decodes already-prefetched references (for `Store::get_many`).
-    pub(crate) fn decode_all<T: DeserializeOwned>(&self, references: &[Reference]) -> Result<Vec<T>> {
+    pub(crate) fn decode_all<T: DeserializeOwned>(
+        &self,
+        references: &[Reference],
+    ) -> Result<Vec<T>> {
         let class = crate::reference::class_name::<T>();
         self.sync_scope(|| {
             references
@@ -524,7 +532,10 @@ impl FrameGuard<'_> {
 
 impl Drop for FrameGuard<'_> {
     fn drop(&mut self) {
-        self.ctx.lock().frames.truncate(self.frame.saturating_sub(1));
+        self.ctx
+            .lock()
+            .frames
+            .truncate(self.frame.saturating_sub(1));
     }
 }
 

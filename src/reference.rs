@@ -126,7 +126,7 @@ fn short_type_name(full: &str) -> String {
         segment.clear();
     };
     for c in full.chars() {
-        if c.is_alphanumeric() || c == '_' || c == ':' {
+        if c.is_alphanumeric() || "_:{}".contains(c) {
             segment.push(c);
         } else {
             flush(&mut segment, &mut out);
@@ -153,5 +153,6 @@ mod tests {
             "(i32, &[Option<B>; 3])"
         );
         assert_eq!(short_type_name("u64"), "u64");
+        assert_eq!(short_type_name("t::f::{{closure}}::v2::Item"), "Item");
     }
 }

@@ -82,7 +82,10 @@ where
     Fut: Future<Output = Result<Arc<dyn Backend>>> + Send + 'static,
 {
     let scheme = scheme.to_ascii_lowercase();
-    let valid = scheme.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+    let valid = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase())
         && scheme
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));

@@ -311,7 +311,10 @@ impl Store {
             offset,
             limit,
         };
-        self.shared.counters.list_calls.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .list_calls
+            .fetch_add(1, Ordering::Relaxed);
         let entries = self.shared.backend.list(&query).await?;
         Ok(entries
             .into_iter()

@@ -7,5 +7,7 @@ use crate::error::{Error, Result};
 use crate::url::ConnectUrl;
 
 pub(crate) async fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
-    Err(Error::validation(format!("the redis backend is not implemented yet ({url})")))
+    Err(Error::validation(format!(
+        "the redis backend is not implemented yet ({url})"
+    )))
 }
