@@ -737,3 +737,14 @@ async fn a_stopped_server_gives_connection_errors_and_the_same_store_works_once_
     assert_eq!(store.get::<String>(&after).await?, "written after");
     Ok(())
 }
+
+#[cfg(feature = "conformance")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_passes_the_conformance_suite() {
+    let store = connect(&shared_url()).await;
+    let report = toast::backend::conformance::run(&store)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert!(report.passed.len() >= 10, "{report:?}");
+}

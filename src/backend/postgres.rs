@@ -1014,7 +1014,8 @@ impl Diagnostics {
                     "3F000" | "42P01" => Error::backend(
                         format!(
                             "postgres {operation}: {message} — the toast tables are missing \
-                             (was the schema dropped?); connect again to re-create them"
+                             (was the schema changed by hand?); drop the whole schema and \
+                             connect again to re-create it"
                         ),
                         e,
                     ),

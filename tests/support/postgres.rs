@@ -92,11 +92,16 @@ impl ThrowawayPostgres {
     /// output when that fails: the test needs it.
     pub fn start_new() -> ThrowawayPostgres {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("toast-pg-")
-            .tempdir()
-            .expect("cannot create a temp dir");
         let run_as = running_as_root().then(|| "postgres".to_owned());
+        // As root, the server user must be able to reach the directory: /tmp
+        // is, whatever TMPDIR says.
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("toast-pg-");
+        let dir = match run_as {
+            Some(_) => builder.tempdir_in("/tmp"),
+            None => builder.tempdir(),
+        }
+        .expect("cannot create a temp dir");
         if let Some(user) = &run_as {
             let (uid, gid) = user_ids(user);
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
