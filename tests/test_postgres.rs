@@ -470,8 +470,16 @@ async fn a_batch_above_the_chunk_size_is_saved_whole_and_loaded_in_one_query() -
     let records: Vec<Record> = (0..12_000)
         .map(|i| record(&tenant, "Row", Uuid::new_v4(), &i.to_string()))
         .collect();
-    store.backend().save(&records).await?;
     let keys: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
+
+    // One bad record in the last chunk: the whole flush is refused, nothing written.
+    let mut with_bad = records.clone();
+    with_bad.push(record(&tenant, "Row", Uuid::new_v4(), r#""\u0000""#));
+    let err = store.backend().save(&with_bad).await.unwrap_err();
+    assert!(err.is_validation(), "{err:?}");
+    assert!(store.backend().load(&keys).await?.is_empty());
+
+    store.backend().save(&records).await?;
     let loaded = store.backend().load(&keys).await?;
     assert_eq!(loaded.len(), records.len());
     assert_eq!(store.backend().delete(&keys).await?, 12_000);

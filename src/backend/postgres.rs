@@ -228,7 +228,7 @@ impl PostgresBackend {
         let diag = Arc::new(settings.diagnostics());
         let schema = settings.schema.clone();
 
-        let first = tokio::time::timeout(
+        let mut conn = tokio::time::timeout(
             settings.connect_timeout,
             PgConnection::connect_with(&settings.connect),
         )
@@ -246,7 +246,6 @@ impl PostgresBackend {
         })?
         .map_err(|e| diag.error("connect", e))?;
 
-        let mut conn = first;
         let migrated = migrate(&mut conn, &schema, &diag).await;
         // Closing politely is best effort: the connection is dropped either way.
         let _ = conn.close().await;
@@ -296,7 +295,7 @@ impl PostgresBackend {
             tenants.push(names::encode(&record.key.tenant));
             classes.push(names::encode(&record.key.class_name));
             ids.push(record.key.id);
-            datas.push(checked_json(record)?);
+            datas.push(record.data_str()?);
             refs.push(record.refs_json());
             versions.push(i64::from(record.schema_version));
             created.push(record.created_at);
@@ -324,6 +323,10 @@ impl Backend for PostgresBackend {
         let rows = last_per_key(records);
         if rows.is_empty() {
             return Ok(());
+        }
+        // Refuse the whole flush before any statement runs.
+        for record in &rows {
+            check_json(record)?;
         }
         let chunks = chunks(&rows);
         if let [only] = chunks.as_slice() {
@@ -470,8 +473,8 @@ impl Statements {
     }
 }
 
-/// The record's JSON, checked for what `JSONB` refuses (`\u0000` in a string).
-fn checked_json(record: &Record) -> Result<&str> {
+/// Checks the record's JSON for what `JSONB` refuses (`\u0000` in a string).
+fn check_json(record: &Record) -> Result<()> {
     let text = record.data_str()?;
     if contains_json_nul(text.as_bytes()) {
         return Err(Error::validation(format!(
@@ -481,7 +484,7 @@ fn checked_json(record: &Record) -> Result<&str> {
             record.key.class_name, record.key.id
         )));
     }
-    Ok(text)
+    Ok(())
 }
 
 /// Whether JSON text contains the escape `\u0000` (not `\\u0000`, an escaped
