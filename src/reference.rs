@@ -53,8 +53,7 @@ impl fmt::Display for Reference {
 ///
 /// The derived name comes from [`std::any::type_name`] with module paths
 /// removed; it changes when the type is renamed. Implement `Named` to pin it,
-/// and use [`crate::external::named`] (or [`crate::External`], which honours
-/// it through [`crate::External::with_class_name`]).
+/// and use [`crate::external::named`].
 ///
 /// # Examples
 ///
