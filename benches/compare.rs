@@ -94,7 +94,7 @@ const WORDS: &[&str] = &[
 fn make_item(i: u64, size: usize) -> Item {
     let mut item = Item {
         id: i,
-        name: format!("item-{i:08}"),
+        name: format!("item-{i:08}-r{:08}", 0),
         tags: vec![
             "claim-check".to_owned(),
             format!("shard-{}", i % 7),
@@ -727,6 +727,8 @@ impl Target {
 
 // ---------------------------------------------------------------- measuring
 
+static PROFILE_SIDE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// How long and how often to measure one workload.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -759,14 +761,36 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Runs `toast` and `base` interleaved (alternating which goes first) and
-/// returns their medians; round trips are counted around the toast runs only.
+/// Runs `toast_op` and `base_op` interleaved (alternating which goes first)
+/// and returns the medians of the durations they report (each op times its
+/// own core, leaving preparation and clean-up out); round trips are counted
+/// around the toast runs only.
 async fn compare<'a>(
     plan: Plan,
     store: &toast::Store,
-    mut toast_op: impl FnMut() -> BoxFut<'a, ()>,
-    mut base_op: impl FnMut() -> BoxFut<'a, ()>,
+    mut toast_op: impl FnMut() -> BoxFut<'a, Duration>,
+    mut base_op: impl FnMut() -> BoxFut<'a, Duration>,
 ) -> R<Measured> {
+    // `--profile-side toast|baseline` runs one side only (for a profiler).
+    let (run_toast, run_base) = match PROFILE_SIDE.get().map(String::as_str) {
+        Some("toast") => (true, false),
+        Some("baseline") => (false, true),
+        _ => (true, true),
+    };
+    let mut toast_op = move || -> BoxFut<'a, Duration> {
+        if run_toast {
+            toast_op()
+        } else {
+            Box::pin(async { Ok(Duration::from_nanos(1)) })
+        }
+    };
+    let mut base_op = move || -> BoxFut<'a, Duration> {
+        if run_base {
+            base_op()
+        } else {
+            Box::pin(async { Ok(Duration::from_nanos(1)) })
+        }
+    };
     for _ in 0..plan.warmup {
         base_op().await?;
         toast_op().await?;
@@ -778,20 +802,14 @@ async fn compare<'a>(
     while t.len() < plan.min || (t.len() < plan.max && started.elapsed() < plan.budget) {
         let toast_first = t.len() % 2 == 1;
         if !toast_first {
-            let s = Instant::now();
-            base_op().await?;
-            b.push(micros(s.elapsed()));
+            b.push(micros(base_op().await?));
         }
         let before = store.stats();
-        let s = Instant::now();
-        toast_op().await?;
-        t.push(micros(s.elapsed()));
+        t.push(micros(toast_op().await?));
         let d = store.stats().since(&before);
         trips += d.save_calls + d.load_calls;
         if toast_first {
-            let s = Instant::now();
-            base_op().await?;
-            b.push(micros(s.elapsed()));
+            b.push(micros(base_op().await?));
         }
     }
     let reps = t.len();
@@ -801,6 +819,13 @@ async fn compare<'a>(
         reps,
         round_trips: trips as f64 / reps as f64,
     })
+}
+
+/// Awaits `fut` and returns how long it took, with its output.
+async fn timed<T>(fut: impl Future<Output = R<T>>) -> R<(Duration, T)> {
+    let start = Instant::now();
+    let out = fut.await?;
+    Ok((start.elapsed(), out))
 }
 
 // ---------------------------------------------------------------- results
@@ -998,39 +1023,84 @@ fn batch_plan(which: Which) -> Plan {
     }
 }
 
+/// The fixture's items as a new revision: same sizes, new content (so new
+/// content ids, and new rows: neither side can skip a write of unchanged bytes).
+fn revision(items: &[Item], rev: u64) -> Vec<Item> {
+    items
+        .iter()
+        .map(|it| Item {
+            name: format!("item-{:08}-r{rev:08}", it.id),
+            ..it.clone()
+        })
+        .collect()
+}
+
 async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
     let store = &t.store;
-    let doc = &fx.doc;
-    let inline = InlineDoc {
-        title: fx.doc.title.clone(),
-        items: fx.items.clone(),
-    };
-    let inline = &inline;
     let raw = &*t.raw;
-    let payloads = &fx.payloads;
+    let items = &fx.items;
+    let title = &fx.doc.title;
+    // Every rep writes a new revision of the 1,000 items: new rows on both
+    // sides (SQLite skips rewriting a row whose bytes did not change, which
+    // would flatter a baseline that upserts the same payloads again).
+    let rev = std::sync::atomic::AtomicU64::new(1);
+    let rev = &rev;
     let m = compare(
         batch_plan(t.which),
         store,
         move || {
             Box::pin(async move {
-                let json = toast::scope(store.clone(), toast::to_json(doc))
-                    .await
-                    .map_err(err)?
-                    .map_err(err)?;
-                std::hint::black_box(json);
-                Ok(())
+                let r = rev.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let doc = Doc {
+                    title: title.clone(),
+                    items: revision(items, r).into_iter().map(ExtItem).collect(),
+                };
+                let (elapsed, json) = timed(async {
+                    toast::scope(store.clone(), toast::to_json(&doc))
+                        .await
+                        .map_err(err)?
+                        .map_err(err)
+                })
+                .await?;
+                let mut de = serde_json::Deserializer::from_str(&json);
+                let refs = toast::collect_references(&mut de).map_err(err)?;
+                t.delete_refs(&refs).await?;
+                Ok(elapsed)
             })
         },
         move || {
             Box::pin(async move {
-                let json = serde_json::to_string(inline).map_err(err)?;
-                std::hint::black_box(json);
-                raw.write(payloads).await
+                let r = rev.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let inline = InlineDoc {
+                    title: title.clone(),
+                    items: revision(items, r),
+                };
+                let payloads = inline
+                    .items
+                    .iter()
+                    .map(|it| {
+                        Ok((
+                            Uuid::new_v4(),
+                            Bytes::from(serde_json::to_vec(it).map_err(err)?),
+                        ))
+                    })
+                    .collect::<R<Vec<_>>>()?;
+                let (elapsed, ()) = timed(async {
+                    let json = serde_json::to_string(&inline).map_err(err)?;
+                    std::hint::black_box(json);
+                    raw.write(&payloads).await
+                })
+                .await?;
+                let ids: Vec<Uuid> = payloads.iter().map(|(id, _)| *id).collect();
+                raw.delete(&ids).await?;
+                Ok(elapsed)
             })
         },
     )
     .await?;
-    Ok(Row::measured(t.which.name(), "write_1k", &m).with_ratio_target(1.25, "≤ 1.25"))
+    let mut row = Row::measured(t.which.name(), "write_1k", &m).with_ratio_target(1.25, "≤ 1.25");
+    row.note = "new rows every rep on both sides".into();
+    Ok(row)
 }
 
 async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
@@ -1050,24 +1120,31 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
         store,
         move || {
             Box::pin(async move {
-                let doc: Doc = toast::scope(store.clone(), toast::from_json(json))
-                    .await
-                    .map_err(err)?
-                    .map_err(err)?;
+                let (elapsed, doc) = timed(async {
+                    toast::scope(store.clone(), toast::from_json::<Doc>(json))
+                        .await
+                        .map_err(err)?
+                        .map_err(err)
+                })
+                .await?;
                 if doc.items.len() != 1000 {
                     return Err("toast read a short document".into());
                 }
-                std::hint::black_box(doc);
-                Ok(())
+                Ok(elapsed)
             })
         },
         move || {
             Box::pin(async move {
-                let doc: InlineDoc = serde_json::from_str(inline).map_err(err)?;
-                std::hint::black_box(doc);
-                let data = raw.read(ids).await?;
-                std::hint::black_box(data);
-                Ok(())
+                let (elapsed, (doc, data)) = timed(async {
+                    let doc: InlineDoc = serde_json::from_str(inline).map_err(err)?;
+                    let data = raw.read(ids).await?;
+                    Ok((doc, data))
+                })
+                .await?;
+                if doc.items.len() != 1000 || data.len() != 1000 {
+                    return Err("baseline read a short document".into());
+                }
+                Ok(elapsed)
             })
         },
     )
@@ -1093,23 +1170,30 @@ async fn bench_nested_3(t: &Target, fx: &Fixture) -> R<Row> {
         store,
         move || {
             Box::pin(async move {
-                let doc: NestedDoc = toast::scope(store.clone(), toast::from_json(json))
-                    .await
-                    .map_err(err)?
-                    .map_err(err)?;
+                let (elapsed, doc) = timed(async {
+                    toast::scope(store.clone(), toast::from_json::<NestedDoc>(json))
+                        .await
+                        .map_err(err)?
+                        .map_err(err)
+                })
+                .await?;
                 std::hint::black_box(doc);
-                Ok(())
+                Ok(elapsed)
             })
         },
         move || {
             Box::pin(async move {
-                let doc: InlineNested = serde_json::from_str(inline).map_err(err)?;
+                let (elapsed, doc) = timed(async {
+                    let doc: InlineNested = serde_json::from_str(inline).map_err(err)?;
+                    // A hand-made claim check also needs one round trip per level.
+                    for level in levels {
+                        std::hint::black_box(raw.read(level).await?);
+                    }
+                    Ok(doc)
+                })
+                .await?;
                 std::hint::black_box(doc);
-                // A hand-made claim check also needs one round trip per level.
-                for level in levels {
-                    std::hint::black_box(raw.read(level).await?);
-                }
-                Ok(())
+                Ok(elapsed)
             })
         },
     )
@@ -1142,28 +1226,35 @@ async fn bench_single(t: &Target, fx: &Fixture) -> R<Row> {
         move || {
             let item = &items[n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % items.len()];
             Box::pin(async move {
-                let r = store.put(item).await.map_err(err)?;
-                let back: Item = store.get(&r).await.map_err(err)?;
+                let (elapsed, (r, back)) = timed(async {
+                    let r = store.put(item).await.map_err(err)?;
+                    let back: Item = store.get(&r).await.map_err(err)?;
+                    Ok((r, back))
+                })
+                .await?;
                 if back.id != item.id {
                     return Err("toast read back another item".into());
                 }
                 written_ref.lock().map_err(err)?.push(r);
-                Ok(())
+                Ok(elapsed)
             })
         },
         move || {
             let item = &items[n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % items.len()];
             Box::pin(async move {
                 let id = Uuid::new_v4();
-                let bytes = Bytes::from(serde_json::to_vec(item).map_err(err)?);
-                raw.write(&[(id, bytes)]).await?;
-                let data = raw.read(&[id]).await?;
-                let back: Item = serde_json::from_slice(&data[0]).map_err(err)?;
+                let (elapsed, back) = timed(async {
+                    let bytes = Bytes::from(serde_json::to_vec(item).map_err(err)?);
+                    raw.write(&[(id, bytes)]).await?;
+                    let data = raw.read(&[id]).await?;
+                    serde_json::from_slice::<Item>(&data[0]).map_err(err)
+                })
+                .await?;
                 if back.id != item.id {
                     return Err("baseline read back another item".into());
                 }
                 raw_written_ref.lock().map_err(err)?.push(id);
-                Ok(())
+                Ok(elapsed)
             })
         },
     )
@@ -1507,6 +1598,10 @@ fn parse_args() -> R<Args> {
                         })
                         .collect::<R<Vec<_>>>()?
                 };
+            }
+            "--profile-side" => {
+                let side = args.next().ok_or("--profile-side needs toast|baseline")?;
+                let _ = PROFILE_SIDE.set(side);
             }
             "--json" => json = Some(PathBuf::from(args.next().ok_or("--json needs a file")?)),
             "--only" => {
