@@ -243,11 +243,46 @@ fn push_keys<'a>(qb: &mut QueryBuilder<'a, Sqlite>, keys: &'a [Key]) {
     });
 }
 
+/// One multi-row upsert of `chunk` (at most [`SAVE_CHUNK`] records).
+fn upsert(chunk: &[Record]) -> QueryBuilder<'_, Sqlite> {
+    let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+        "INSERT INTO toast_records \
+         (tenant, class_name, id, data, refs, schema_version, created_at, updated_at) ",
+    );
+    qb.push_values(chunk, |mut row, r| {
+        let refs = (!r.refs.is_empty()).then(|| r.refs_json());
+        row.push_bind(&*r.key.tenant)
+            .push_bind(&*r.key.class_name)
+            .push_bind(r.key.id.as_bytes().as_slice())
+            .push_bind(r.data.as_ref())
+            .push_bind(refs)
+            .push_bind(i64::from(r.schema_version))
+            .push_bind(r.created_at.timestamp_micros())
+            .push_bind(r.updated_at.timestamp_micros());
+    });
+    qb.push(
+        " ON CONFLICT (tenant, class_name, id) DO UPDATE SET \
+         data = excluded.data, refs = excluded.refs, \
+         schema_version = excluded.schema_version, updated_at = excluded.updated_at",
+    );
+    qb
+}
+
 #[async_trait]
 impl Backend for SqliteBackend {
     async fn save(&self, records: &[Record]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
+        }
+        if records.len() <= SAVE_CHUNK {
+            // One statement is atomic on its own (autocommit): no BEGIN and
+            // COMMIT, which would be two more trips to the connection's thread.
+            return upsert(records)
+                .build()
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.err("save records", e));
         }
         let mut tx = self
             .pool
@@ -255,27 +290,8 @@ impl Backend for SqliteBackend {
             .await
             .map_err(|e| self.err("begin a transaction", e))?;
         for chunk in records.chunks(SAVE_CHUNK) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-                "INSERT INTO toast_records \
-                 (tenant, class_name, id, data, refs, schema_version, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, r| {
-                let refs = (!r.refs.is_empty()).then(|| r.refs_json());
-                row.push_bind(&*r.key.tenant)
-                    .push_bind(&*r.key.class_name)
-                    .push_bind(r.key.id.as_bytes().as_slice())
-                    .push_bind(r.data.as_ref())
-                    .push_bind(refs)
-                    .push_bind(i64::from(r.schema_version))
-                    .push_bind(r.created_at.timestamp_micros())
-                    .push_bind(r.updated_at.timestamp_micros());
-            });
-            qb.push(
-                " ON CONFLICT (tenant, class_name, id) DO UPDATE SET \
-                 data = excluded.data, refs = excluded.refs, \
-                 schema_version = excluded.schema_version, updated_at = excluded.updated_at",
-            );
-            qb.build()
+            upsert(chunk)
+                .build()
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err("save records", e))?;
