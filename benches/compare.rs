@@ -728,6 +728,8 @@ impl Target {
 // ---------------------------------------------------------------- measuring
 
 static PROFILE_SIDE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// `--reps N`: exactly N measured reps (for a profiler), instead of a time budget.
+static FIXED_REPS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 /// How long and how often to measure one workload.
 #[derive(Clone, Copy)]
@@ -790,6 +792,14 @@ async fn compare<'a>(
         } else {
             Box::pin(async { Ok(Duration::from_nanos(1)) })
         }
+    };
+    let plan = match FIXED_REPS.get() {
+        Some(&n) => Plan {
+            min: n,
+            max: n,
+            ..plan
+        },
+        None => plan,
     };
     for _ in 0..plan.warmup {
         base_op().await?;
@@ -1602,6 +1612,10 @@ fn parse_args() -> R<Args> {
             "--profile-side" => {
                 let side = args.next().ok_or("--profile-side needs toast|baseline")?;
                 let _ = PROFILE_SIDE.set(side);
+            }
+            "--reps" => {
+                let n = args.next().ok_or("--reps needs a number")?;
+                let _ = FIXED_REPS.set(n.parse().map_err(|_| format!("--reps {n}: not a number"))?);
             }
             "--json" => json = Some(PathBuf::from(args.next().ok_or("--json needs a file")?)),
             "--only" => {
