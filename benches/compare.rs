@@ -1423,6 +1423,26 @@ fn vm_hwm() -> R<u64> {
     Ok(kb * 1024)
 }
 
+/// With `TOAST_BENCH_RSS_TRACE` set, a child prints its RSS at each phase.
+fn trace_rss(phase: &str) {
+    if std::env::var_os("TOAST_BENCH_RSS_TRACE").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+            .unwrap_or_default()
+    };
+    eprintln!(
+        "rss {phase:<28} VmRSS {:>12}  VmHWM {:>12}",
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
+}
+
 fn checksum(items: impl Iterator<Item = u64>) -> u64 {
     items.fold(0u64, |acc, x| acc.wrapping_mul(1_000_003).wrapping_add(x))
 }
@@ -1445,17 +1465,21 @@ async fn child_big_doc(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
                 title,
                 items: items.into_iter().map(ExtItem).collect(),
             };
+            trace_rss("document built");
             let before = target.store.stats();
             let start = Instant::now();
             let json = toast::scope(target.store.clone(), toast::to_json(&doc))
                 .await
                 .map_err(err)?
                 .map_err(err)?;
+            trace_rss("to_json done");
             drop(doc);
+            trace_rss("document dropped");
             let back: BigDoc = toast::scope(target.store.clone(), toast::from_json(&json))
                 .await
                 .map_err(err)?
                 .map_err(err)?;
+            trace_rss("from_json done");
             let us = micros(start.elapsed());
             let d = target.store.stats().since(&before);
             let got = checksum(back.items.iter().map(|it| it.0.id + it.0.body.len() as u64));
@@ -1485,16 +1509,21 @@ async fn child_big_doc(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
                 batch.push((id, Bytes::from(serde_json::to_vec(it).map_err(err)?)));
             }
             let json = serde_json::to_string(&IdDoc { title, ids }).map_err(err)?;
+            trace_rss("payloads serialized");
             target.raw.write(&batch).await?;
+            trace_rss("payloads written");
             drop(batch);
             drop(items);
+            trace_rss("items dropped");
             let doc: IdDoc = serde_json::from_str(&json).map_err(err)?;
             let data = target.raw.read(&doc.ids).await?;
+            trace_rss("payloads read");
             let back = data
                 .iter()
                 .map(|d| serde_json::from_slice::<Item>(d).map_err(err))
                 .collect::<R<Vec<Item>>>()?;
             drop(data);
+            trace_rss("items decoded");
             let us = micros(start.elapsed());
             let mut got_items: Vec<&Item> = back.iter().collect();
             got_items.sort_by_key(|it| it.id);
