@@ -210,22 +210,25 @@ impl SqliteBackend {
             .map_err(|e| self.err("commit the migrations", e))
     }
 
-    fn decode(row: &SqliteRow) -> Result<Record> {
+    /// Decodes a loaded row: `k.n` (the position of its key in `keys`), then
+    /// the stored fields. The key is taken from `keys`, so no key text is
+    /// read back or allocated again.
+    fn decode(row: &SqliteRow, keys: &[Key]) -> Result<Record> {
         let get_err = |e: sqlx::Error| Error::validation_with("corrupted SQLite record", e);
-        let tenant: String = row.try_get("tenant").map_err(get_err)?;
-        let class_name: String = row.try_get("class_name").map_err(get_err)?;
-        let id: Vec<u8> = row.try_get("id").map_err(get_err)?;
-        let id = Uuid::from_slice(&id)
-            .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?;
-        let data: Vec<u8> = row.try_get("data").map_err(get_err)?;
-        let refs: Option<String> = row.try_get("refs").map_err(get_err)?;
-        let schema_version: i64 = row.try_get("schema_version").map_err(get_err)?;
-        let created_at: i64 = row.try_get("created_at").map_err(get_err)?;
-        let updated_at: i64 = row.try_get("updated_at").map_err(get_err)?;
+        let n: i64 = row.try_get(0).map_err(get_err)?;
+        let key = usize::try_from(n)
+            .ok()
+            .and_then(|n| keys.get(n))
+            .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))?;
+        let data: &[u8] = row.try_get(1).map_err(get_err)?;
+        let refs: Option<&str> = row.try_get(2).map_err(get_err)?;
+        let schema_version: i64 = row.try_get(3).map_err(get_err)?;
+        let created_at: i64 = row.try_get(4).map_err(get_err)?;
+        let updated_at: i64 = row.try_get(5).map_err(get_err)?;
         Ok(Record {
-            key: Key::new(tenant, class_name, id),
-            data: Bytes::from(data),
-            refs: Record::parse_refs(refs.as_deref())?,
+            key: key.clone(),
+            data: Bytes::copy_from_slice(data),
+            refs: Record::parse_refs(refs)?,
             schema_version: u32::try_from(schema_version).map_err(|e| {
                 Error::validation_with("corrupted schema_version in SQLite record", e)
             })?,
@@ -304,20 +307,28 @@ impl Backend for SqliteBackend {
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(KEY_CHUNK) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("WITH k(t, c, i) AS (");
-            push_keys(&mut qb, chunk);
+            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("WITH k(n, t, c, i) AS (");
+            qb.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {
+                row.push(n)
+                    .push_bind(&*key.tenant)
+                    .push_bind(&*key.class_name)
+                    .push_bind(key.id.as_bytes().as_slice());
+            });
             qb.push(
-                ") SELECT r.tenant, r.class_name, r.id, r.data, r.refs, r.schema_version, \
-                 r.created_at, r.updated_at FROM k JOIN toast_records r \
+                ") SELECT k.n, r.data, r.refs, r.schema_version, r.created_at, r.updated_at \
+                 FROM k JOIN toast_records r \
                  ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i",
             );
-            let rows = qb
+            // Each row is decoded as it arrives and dropped: the rows of a
+            // chunk and their records are never all in memory at once.
+            let records = qb
                 .build()
+                .try_map(|row: SqliteRow| Ok(Self::decode(&row, chunk)))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.err("load records", e))?;
-            for row in &rows {
-                out.push(Self::decode(row)?);
+            for record in records {
+                out.push(record?);
             }
         }
         Ok(out)
