@@ -48,6 +48,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 
 /// Rows per statement on save (8 parameters each, under SQLite's 32,766).
 const SAVE_CHUNK: usize = 2_000;
+/// Payload bytes per statement on save: sqlx and SQLite each copy a
+/// statement's bound values, so big flushes go in slices of this size.
+const SAVE_CHUNK_BYTES: usize = 4 << 20;
 /// Keys per statement on load and delete (3 parameters each).
 const KEY_CHUNK: usize = 8_000;
 
@@ -246,7 +249,30 @@ fn push_keys<'a>(qb: &mut QueryBuilder<'a, Sqlite>, keys: &'a [Key]) {
     });
 }
 
-/// One multi-row upsert of `chunk` (at most [`SAVE_CHUNK`] records).
+/// `records` in slices of at most [`SAVE_CHUNK`] rows and [`SAVE_CHUNK_BYTES`]
+/// of data (a single bigger record gets a slice of its own).
+fn save_chunks(records: &[Record]) -> impl Iterator<Item = &[Record]> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n = 0;
+        let mut bytes = 0;
+        while let Some(r) = rest.get(n) {
+            if n == SAVE_CHUNK || (n > 0 && bytes + r.data.len() > SAVE_CHUNK_BYTES) {
+                break;
+            }
+            bytes += r.data.len();
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// One multi-row upsert of `chunk` (a slice from [`save_chunks`]).
 fn upsert(chunk: &[Record]) -> QueryBuilder<'_, Sqlite> {
     let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
         "INSERT INTO toast_records \
@@ -274,13 +300,14 @@ fn upsert(chunk: &[Record]) -> QueryBuilder<'_, Sqlite> {
 #[async_trait]
 impl Backend for SqliteBackend {
     async fn save(&self, records: &[Record]) -> Result<()> {
-        if records.is_empty() {
+        let mut chunks = save_chunks(records).peekable();
+        let Some(first) = chunks.next() else {
             return Ok(());
-        }
-        if records.len() <= SAVE_CHUNK {
+        };
+        if chunks.peek().is_none() {
             // One statement is atomic on its own (autocommit): no BEGIN and
             // COMMIT, which would be two more trips to the connection's thread.
-            return upsert(records)
+            return upsert(first)
                 .build()
                 .execute(&self.pool)
                 .await
@@ -292,7 +319,7 @@ impl Backend for SqliteBackend {
             .begin()
             .await
             .map_err(|e| self.err("begin a transaction", e))?;
-        for chunk in records.chunks(SAVE_CHUNK) {
+        for chunk in std::iter::once(first).chain(chunks) {
             upsert(chunk)
                 .build()
                 .execute(&mut *tx)
