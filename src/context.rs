@@ -499,12 +499,18 @@ impl Context {
         for _level in 0..=MAX_DEPTH {
             let keys: Vec<Key> = {
                 let st = self.lock();
-                let mut seen = HashSet::new();
+                let mut seen = HashSet::with_capacity(pending.len());
+                let mut class: Option<Arc<str>> = None;
                 pending
                     .drain(..)
                     .filter_map(|r| {
-                        let class: Arc<str> = Arc::from(r.class_name);
-                        let ck = (class, r.id);
+                        // The references of one level mostly name one class:
+                        // share its text instead of allocating it per reference.
+                        let c = match &class {
+                            Some(c) if **c == *r.class_name => Arc::clone(c),
+                            _ => Arc::clone(class.insert(Arc::from(r.class_name))),
+                        };
+                        let ck = (c, r.id);
                         if st.cache.contains_key(&ck) || !seen.insert(ck.clone()) {
                             return None;
                         }
@@ -517,13 +523,19 @@ impl Context {
             }
             let records = self.inner.store.load_keys(&keys).await?;
             let mut st = self.lock();
+            st.cache.reserve(keys.len());
+            let all_found = records.len() == keys.len();
             for record in records {
                 pending.extend(record.refs);
                 st.cache
                     .insert((record.key.class_name, record.key.id), Some(record.data));
             }
-            for key in keys {
-                st.cache.entry((key.class_name, key.id)).or_insert(None);
+            if !all_found {
+                // The keys are distinct: when fewer records came back, the
+                // others are known to be missing.
+                for key in keys {
+                    st.cache.entry((key.class_name, key.id)).or_insert(None);
+                }
             }
         }
         Err(Error::validation(format!(
