@@ -1342,37 +1342,30 @@ async fn concurrent_raw(t: &Target, items: &Arc<Vec<Item>>) -> R<Duration> {
 
 async fn bench_concurrent(t: &Target, fx: &Fixture) -> R<Row> {
     let items = Arc::new(fx.items.clone());
-    concurrent_raw(t, &items).await?;
-    concurrent_toast(t, &items).await?;
-    let (min, max, budget) = match t.which {
-        Which::Memory => (11, 51, Duration::from_secs(4)),
-        _ => (5, 9, Duration::from_secs(20)),
+    let items = &items;
+    let plan = match t.which {
+        Which::Memory => Plan {
+            warmup: 1,
+            min: 11,
+            max: 51,
+            budget: Duration::from_secs(4),
+        },
+        _ => Plan {
+            warmup: 1,
+            min: 5,
+            max: 9,
+            budget: Duration::from_secs(20),
+        },
     };
-    let mut tv = Vec::new();
-    let mut bv = Vec::new();
-    let mut trips = 0;
-    let started = Instant::now();
-    while tv.len() < min || (tv.len() < max && started.elapsed() < budget) {
-        let toast_first = tv.len() % 2 == 1;
-        if !toast_first {
-            bv.push(micros(concurrent_raw(t, &items).await?));
-        }
-        let before = t.store.stats();
-        tv.push(micros(concurrent_toast(t, &items).await?));
-        let d = t.store.stats().since(&before);
-        trips += d.save_calls + d.load_calls;
-        if toast_first {
-            bv.push(micros(concurrent_raw(t, &items).await?));
-        }
-    }
-    let reps = tv.len();
+    let mut m = compare(
+        plan,
+        &t.store,
+        move || Box::pin(concurrent_toast(t, items)),
+        move || Box::pin(concurrent_raw(t, items)),
+    )
+    .await?;
     let ops = (TASKS * PER_TASK) as f64;
-    let m = Measured {
-        toast_us: median(&mut tv),
-        baseline_us: median(&mut bv),
-        reps,
-        round_trips: trips as f64 / (reps as f64 * ops),
-    };
+    m.round_trips /= ops;
     let toast_ops = ops / (m.toast_us / 1e6);
     let base_ops = ops / (m.baseline_us / 1e6);
     let mut row = Row::measured(t.which.name(), "concurrent", &m).with_ratio_target(1.25, "≤ 1.25");
