@@ -101,3 +101,42 @@ async fn a_one_statement_flush_stores_nothing_when_it_fails() {
     assert!(store.backend().save(&records).await.is_err());
     assert_eq!(count(&pool).await, 0);
 }
+
+#[tokio::test]
+async fn loads_of_one_class_and_of_mixed_keys_return_exactly_the_stored_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&url(&dir)).await.unwrap();
+    let (a, b): (Arc<str>, Arc<str>) = (Arc::from("tenant-a"), Arc::from("tenant-b"));
+    // 9,000 records of one class: more than one load statement (8,000 keys each).
+    let items: Vec<Record> = (0..9_000).map(|_| record(&a, "Item", 8)).collect();
+    let others = vec![record(&a, "Other", 8), record(&b, "Item", 8)];
+    store.backend().save(&items).await.unwrap();
+    store.backend().save(&others).await.unwrap();
+
+    let mut keys: Vec<Key> = items.iter().rev().map(|r| r.key.clone()).collect();
+    keys.push(Key::new(Arc::clone(&a), "Item", Uuid::new_v4())); // missing
+    let loaded = store.backend().load(&keys).await.unwrap();
+    assert_eq!(loaded.len(), 9_000);
+    let sent: std::collections::HashMap<&Key, &Record> =
+        items.iter().map(|r| (&r.key, r)).collect();
+    for r in &loaded {
+        assert_eq!(r.data, sent[&r.key].data, "{:?}", r.key);
+    }
+
+    // Mixed classes and tenants, one of them asked for under the wrong tenant.
+    let mixed = vec![
+        items[0].key.clone(),
+        others[0].key.clone(),
+        others[1].key.clone(),
+        Key::new(Arc::clone(&b), "Item", items[1].key.id),
+    ];
+    let mut loaded = store.backend().load(&mixed).await.unwrap();
+    loaded.sort_by(|x, y| x.key.cmp(&y.key));
+    let mut want = vec![&items[0], &others[0], &others[1]];
+    want.sort_by(|x, y| x.key.cmp(&y.key));
+    assert_eq!(loaded.len(), 3);
+    for (got, want) in loaded.iter().zip(want) {
+        assert_eq!(got.key, want.key);
+        assert_eq!(got.data, want.data);
+    }
+}

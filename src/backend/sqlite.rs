@@ -213,16 +213,29 @@ impl SqliteBackend {
             .map_err(|e| self.err("commit the migrations", e))
     }
 
-    /// Decodes a loaded row: `k.n` (the position of its key in `keys`), then
-    /// the stored fields. The key is taken from `keys`, so no key text is
-    /// read back or allocated again.
-    fn decode(row: &SqliteRow, keys: &[Key]) -> Result<Record> {
+    /// Decodes a loaded row whose first column names its key: `k.n`, the
+    /// key's position in `keys` (by-key join), or the id (one-class query,
+    /// `by_id` lists the positions of `keys` in id order). The key is taken
+    /// from `keys`, so no key text is read back or allocated again.
+    fn decode(row: &SqliteRow, keys: &[Key], by_id: Option<&[usize]>) -> Result<Record> {
         let get_err = |e: sqlx::Error| Error::validation_with("corrupted SQLite record", e);
-        let n: i64 = row.try_get(0).map_err(get_err)?;
-        let key = usize::try_from(n)
-            .ok()
-            .and_then(|n| keys.get(n))
-            .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))?;
+        let key = match by_id {
+            None => {
+                let n: i64 = row.try_get(0).map_err(get_err)?;
+                usize::try_from(n).ok().and_then(|n| keys.get(n))
+            }
+            Some(order) => {
+                let id: &[u8] = row.try_get(0).map_err(get_err)?;
+                let id = Uuid::from_slice(id)
+                    .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?;
+                order
+                    .binary_search_by_key(&id, |&i| keys[i].id)
+                    .ok()
+                    .and_then(|p| order.get(p))
+                    .and_then(|&i| keys.get(i))
+            }
+        }
+        .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))?;
         let data: &[u8] = row.try_get(1).map_err(get_err)?;
         let refs: Option<&str> = row.try_get(2).map_err(get_err)?;
         let schema_version: i64 = row.try_get(3).map_err(get_err)?;
@@ -334,23 +347,49 @@ impl Backend for SqliteBackend {
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(KEY_CHUNK) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("WITH k(n, t, c, i) AS (");
-            qb.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {
-                row.push(n)
-                    .push_bind(&*key.tenant)
-                    .push_bind(&*key.class_name)
-                    .push_bind(key.id.as_bytes().as_slice());
-            });
-            qb.push(
-                ") SELECT k.n, r.data, r.refs, r.schema_version, r.created_at, r.updated_at \
-                 FROM k JOIN toast_records r \
-                 ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i",
-            );
+            let one_class = chunk
+                .iter()
+                .all(|k| k.tenant == chunk[0].tenant && k.class_name == chunk[0].class_name);
+            let mut order = Vec::new();
+            let mut qb: QueryBuilder<'_, Sqlite>;
+            if one_class {
+                // The usual case (one document's references): a primary-key
+                // IN list, no join against a materialized list of keys.
+                order = (0..chunk.len()).collect();
+                order.sort_unstable_by_key(|&i| chunk[i].id);
+                qb = QueryBuilder::new(
+                    "SELECT id, data, refs, schema_version, created_at, updated_at \
+                     FROM toast_records WHERE tenant = ",
+                );
+                qb.push_bind(&*chunk[0].tenant);
+                qb.push(" AND class_name = ");
+                qb.push_bind(&*chunk[0].class_name);
+                qb.push(" AND id IN (");
+                let mut ids = qb.separated(", ");
+                for key in chunk {
+                    ids.push_bind(key.id.as_bytes().as_slice());
+                }
+                qb.push(")");
+            } else {
+                qb = QueryBuilder::new("WITH k(n, t, c, i) AS (");
+                qb.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {
+                    row.push(n)
+                        .push_bind(&*key.tenant)
+                        .push_bind(&*key.class_name)
+                        .push_bind(key.id.as_bytes().as_slice());
+                });
+                qb.push(
+                    ") SELECT k.n, r.data, r.refs, r.schema_version, r.created_at, r.updated_at \
+                     FROM k JOIN toast_records r \
+                     ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i",
+                );
+            }
+            let by_id = one_class.then_some(order.as_slice());
             // Each row is decoded as it arrives and dropped: the rows of a
             // chunk and their records are never all in memory at once.
             let records = qb
                 .build()
-                .try_map(|row: SqliteRow| Ok(Self::decode(&row, chunk)))
+                .try_map(|row: SqliteRow| Ok(Self::decode(&row, chunk, by_id)))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.err("load records", e))?;
