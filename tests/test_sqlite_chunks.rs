@@ -140,3 +140,35 @@ async fn loads_of_one_class_and_of_mixed_keys_return_exactly_the_stored_records(
         assert_eq!(got.data, want.data);
     }
 }
+
+#[tokio::test]
+async fn deletes_across_tenants_and_classes_count_and_touch_only_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url(&dir);
+    let store = Store::connect(&url).await.unwrap();
+    let (a, b): (Arc<str>, Arc<str>) = (Arc::from("tenant-a"), Arc::from("tenant-b"));
+    let records = vec![
+        record(&a, "Item", 8),
+        record(&a, "Item", 8),
+        record(&a, "Other", 8),
+        record(&b, "Item", 8),
+    ];
+    store.backend().save(&records).await.unwrap();
+    let keys = vec![
+        records[0].key.clone(),
+        records[0].key.clone(), // twice: still one record
+        records[2].key.clone(),
+        records[3].key.clone(),
+        Key::new(Arc::clone(&b), "Item", records[1].key.id), // another tenant's id
+        Key::new(Arc::clone(&a), "Item", Uuid::new_v4()),    // missing
+    ];
+    assert_eq!(store.backend().delete(&keys).await.unwrap(), 3);
+    let left = store
+        .backend()
+        .load(&records.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, records[1].key);
+    assert_eq!(count(&raw(&url).await).await, 1);
+}

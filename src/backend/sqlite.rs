@@ -21,6 +21,7 @@
 //! recorded in `_toast_migrations`. The journal is WAL; every flush is one
 //! transaction.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -254,12 +255,16 @@ impl SqliteBackend {
     }
 }
 
-fn push_keys<'a>(qb: &mut QueryBuilder<'a, Sqlite>, keys: &'a [Key]) {
-    qb.push_values(keys, |mut row, key| {
-        row.push_bind(&*key.tenant)
-            .push_bind(&*key.class_name)
-            .push_bind(key.id.as_bytes().as_slice());
-    });
+/// The ids of `keys` grouped by tenant and class.
+fn ids_by_class(keys: &[Key]) -> BTreeMap<(&str, &str), Vec<&[u8]>> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&[u8]>> = BTreeMap::new();
+    for key in keys {
+        groups
+            .entry((&key.tenant, &key.class_name))
+            .or_default()
+            .push(key.id.as_bytes().as_slice());
+    }
+    groups
 }
 
 /// `records` in slices of at most [`SAVE_CHUNK`] rows and [`SAVE_CHUNK_BYTES`]
@@ -401,18 +406,30 @@ impl Backend for SqliteBackend {
     }
 
     async fn delete(&self, keys: &[Key]) -> Result<u64> {
+        // One primary-key IN list per tenant and class: SQLite runs a
+        // row-value `(tenant, class_name, id) IN (VALUES …)` as a scan of the
+        // whole table.
         let mut deleted = 0;
-        for chunk in keys.chunks(KEY_CHUNK) {
-            let mut qb: QueryBuilder<'_, Sqlite> =
-                QueryBuilder::new("DELETE FROM toast_records WHERE (tenant, class_name, id) IN (");
-            push_keys(&mut qb, chunk);
-            qb.push(")");
-            deleted += qb
-                .build()
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.err("delete records", e))?
-                .rows_affected();
+        for ((tenant, class_name), ids) in ids_by_class(keys) {
+            for chunk in ids.chunks(KEY_CHUNK) {
+                let mut qb: QueryBuilder<'_, Sqlite> =
+                    QueryBuilder::new("DELETE FROM toast_records WHERE tenant = ");
+                qb.push_bind(tenant);
+                qb.push(" AND class_name = ");
+                qb.push_bind(class_name);
+                qb.push(" AND id IN (");
+                let mut list = qb.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                qb.push(")");
+                deleted += qb
+                    .build()
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err("delete records", e))?
+                    .rows_affected();
+            }
         }
         Ok(deleted)
     }
