@@ -126,7 +126,7 @@ const CHUNK_ROWS: usize = 5_000;
 
 /// Bytes of `data` per statement when a flush is split (PostgreSQL refuses a
 /// single parameter over 1 GiB).
-const CHUNK_BYTES: usize = 64 * 1024 * 1024;
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// Options of toast itself, removed before the URL reaches sqlx.
 const TOAST_OPTIONS: &[&str] = &["pool_max", "acquire_timeout", "connect_timeout", "schema"];
