@@ -349,14 +349,17 @@ impl Backend for PostgresBackend {
             return Ok(Vec::new());
         }
         let (tenants, classes, ids) = key_columns(&keys);
-        let rows = sqlx::query(&self.sql.load)
+        // Each row is decoded as it arrives and dropped, so the rows and
+        // their records are never all in memory at once.
+        let records = sqlx::query(&self.sql.load)
             .bind(tenants)
             .bind(classes)
             .bind(ids)
+            .try_map(|row: PgRow| Ok(self.record_from_row(&row)))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.diag.error("load", e))?;
-        rows.iter().map(|row| self.record_from_row(row)).collect()
+        records.into_iter().collect()
     }
 
     async fn delete(&self, keys: &[Key]) -> Result<u64> {
