@@ -4,6 +4,7 @@
 //! `memory://NAME` is shared by every store in the process that connects to
 //! the same name, which lets tests open a "second process" on the same data.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
@@ -71,14 +72,16 @@ impl Backend for MemoryBackend {
         let mut map = self.records.write().map_err(|_| Self::poisoned())?;
         map.reserve(records.len());
         for record in records {
-            match map.get_mut(&record.key) {
-                Some(existing) => {
-                    let created_at = existing.created_at;
+            // One hash per record (a lookup, then an insert, hashed the key twice).
+            match map.entry(record.key.clone()) {
+                Entry::Occupied(mut existing) => {
+                    let created_at = existing.get().created_at;
+                    let existing = existing.get_mut();
                     *existing = record.clone();
                     existing.created_at = created_at;
                 }
-                None => {
-                    map.insert(record.key.clone(), record.clone());
+                Entry::Vacant(slot) => {
+                    slot.insert(record.clone());
                 }
             }
         }
