@@ -436,7 +436,18 @@ impl Context {
             return Err(Error::not_found(&*expected, reference.id));
         };
         let _depth = DepthGuard::enter(self, &expected)?;
-        serde_json::from_slice::<T>(&data).map_err(|e| {
+        // Checked as UTF-8 once, in one pass, rather than string by string
+        // (which is what serde_json does when reading from bytes).
+        let text = std::str::from_utf8(&data).map_err(|e| {
+            Error::validation_with(
+                format!(
+                    "stored {expected} {} is corrupted: not UTF-8 JSON",
+                    reference.id
+                ),
+                e,
+            )
+        })?;
+        serde_json::from_str::<T>(text).map_err(|e| {
             self.take_parked_matching(&e.to_string())
                 .unwrap_or_else(|| {
                     Error::validation_with(
