@@ -5,6 +5,7 @@
 //! code finds it in a `tokio::task_local!`; the blocking API in a `scoped-tls`
 //! thread-local. Serialization never does I/O: it only fills the buffer.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,7 +74,17 @@ struct Inner {
     runtime: Option<Handle>,
 }
 
-type CacheKey = (Arc<str>, Uuid);
+/// A record in the buffer and the cache: (class name, id), hashed by the id
+/// alone (ids are random or content hashes that cover the class name, so two
+/// classes rarely share one; equality still compares both).
+#[derive(Clone, PartialEq, Eq)]
+struct CacheKey(Arc<str>, Uuid);
+
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.1.as_u128());
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -359,7 +370,7 @@ impl Context {
     }
 
     fn cache_key(class: &Arc<str>, id: Uuid) -> CacheKey {
-        (Arc::clone(class), id)
+        CacheKey(Arc::clone(class), id)
     }
 
     /// Serializes `value`, buffers its record, and returns its reference.
@@ -399,10 +410,20 @@ impl Context {
         if let Some(parent) = st.frames.last_mut() {
             parent.push(reference.clone());
         }
-        let unchanged = matches!(st.cache.get(&ck), Some(Some(known)) if *known == data);
-        if !unchanged {
+        // One lookup for "known and unchanged" and for the insert.
+        let changed = match st.cache.entry(ck.clone()) {
+            Entry::Occupied(known) if known.get().as_ref() == Some(&data) => false,
+            Entry::Occupied(mut known) => {
+                known.insert(Some(data.clone()));
+                true
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Some(data.clone()));
+                true
+            }
+        };
+        if changed {
             let key = Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id);
-            st.cache.insert(ck.clone(), Some(data.clone()));
             st.buffer.insert(ck, Record::new(key, data, children));
         }
         Ok(reference)
@@ -521,7 +542,7 @@ impl Context {
                             Some(c) if **c == *r.class_name => Arc::clone(c),
                             _ => Arc::clone(class.insert(Arc::from(r.class_name))),
                         };
-                        let ck = (c, r.id);
+                        let ck = CacheKey(c, r.id);
                         if st.cache.contains_key(&ck) || !seen.insert(ck.clone()) {
                             return None;
                         }
@@ -538,14 +559,18 @@ impl Context {
             let all_found = records.len() == keys.len();
             for record in records {
                 pending.extend(record.refs);
-                st.cache
-                    .insert((record.key.class_name, record.key.id), Some(record.data));
+                st.cache.insert(
+                    CacheKey(record.key.class_name, record.key.id),
+                    Some(record.data),
+                );
             }
             if !all_found {
                 // The keys are distinct: when fewer records came back, the
                 // others are known to be missing.
                 for key in keys {
-                    st.cache.entry((key.class_name, key.id)).or_insert(None);
+                    st.cache
+                        .entry(CacheKey(key.class_name, key.id))
+                        .or_insert(None);
                 }
             }
         }
@@ -622,7 +647,7 @@ impl Drop for InFlight<'_> {
         if let Some(records) = self.records.take() {
             let mut st = self.ctx.lock();
             for record in records {
-                let ck = (Arc::clone(&record.key.class_name), record.key.id);
+                let ck = CacheKey(Arc::clone(&record.key.class_name), record.key.id);
                 st.buffer.entry(ck).or_insert(record);
             }
         }
