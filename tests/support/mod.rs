@@ -3,6 +3,7 @@
 
 pub mod postgres;
 pub mod redis;
+pub mod web;
 
 /// A tenant name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
