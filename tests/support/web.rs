@@ -134,6 +134,8 @@ pub struct Flaky {
     pub inner: Arc<dyn Backend>,
     pub save_delay: Duration,
     pub fail_saves: Arc<AtomicBool>,
+    /// Notified each time a save starts.
+    pub save_started: Arc<tokio::sync::Notify>,
 }
 
 impl Flaky {
@@ -142,6 +144,7 @@ impl Flaky {
             inner,
             save_delay: Duration::ZERO,
             fail_saves: Arc::new(AtomicBool::new(false)),
+            save_started: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -154,6 +157,7 @@ impl Flaky {
 #[async_trait::async_trait]
 impl Backend for Flaky {
     async fn save(&self, records: &[Record]) -> toast::Result<()> {
+        self.save_started.notify_one();
         if !self.save_delay.is_zero() {
             tokio::time::sleep(self.save_delay).await;
         }
