@@ -57,6 +57,7 @@
 //! - [`Store`]: connect by URL, tenants, `put` / `get` / `delete` / `list`, [`Stats`].
 //! - [`Backend`] and [`register_backend`]: bring your own storage.
 //! - [`blocking`]: the same without async.
+//! - `tower` (feature `tower`): per-request scopes for tower / axum services.
 //!
 //! ## Cargo features
 //!

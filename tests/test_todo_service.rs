@@ -1009,3 +1009,46 @@ async fn sigterm_stops_the_service_gracefully() {
     assert_eq!(stored.checklist[0].text, "milk");
     reader.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_flush_answers_500_and_leaves_nothing_behind() {
+    let memory: Arc<dyn toast::Backend> = Arc::new(toast::backend::memory::MemoryBackend::new());
+    let flaky = Flaky::new(Arc::clone(&memory));
+    let failing = Arc::clone(&flaky.fail_saves);
+    let client = Client::Router(todo_service::app(Store::from_backend(flaky)));
+    let user = "unlucky";
+
+    let kept = create(&client, user, "before the failure").await;
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reply = client.post("/todos", user, &create_body("lost")).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        reply.body.is_empty(),
+        "no todo, no reference: {}",
+        reply.text()
+    );
+    let path = format!("/todos/{}", id_of(&kept));
+    let reply = client.post(&format!("{path}/toggle"), user, "").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Reads still work, and show the state before the failures.
+    let list = expect(&client.get("/todos", user).await, StatusCode::OK);
+    assert_eq!(ids(&list), [id_of(&kept)]);
+    assert_eq!(list[0]["completed"], false);
+    let direct = Store::from_arc(memory, "memory://");
+    assert_eq!(
+        direct
+            .tenant(user)
+            .list_of::<Details>(0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let toggled = expect(
+        &client.post(&format!("{path}/toggle"), user, "").await,
+        StatusCode::OK,
+    );
+    assert_eq!(toggled["completed"], true);
+}
