@@ -257,10 +257,14 @@ impl Context {
     /// # Errors
     ///
     /// A failed flush, as for [`scope`].
-    pub async fn scope<F: Future>(&self, fut: F) -> Result<F::Output> {
-        let output = CONTEXT.scope(self.clone(), fut).await;
-        self.flush().await?;
-        Ok(output)
+    pub fn scope<F: Future>(&self, fut: F) -> impl Future<Output = Result<F::Output>> {
+        // Owns a clone, so the future is `'static` when `fut` is: ready for `tokio::spawn`.
+        let ctx = self.clone();
+        async move {
+            let output = CONTEXT.scope(ctx.clone(), fut).await;
+            ctx.flush().await?;
+            Ok(output)
+        }
     }
 
     /// Runs a synchronous closure inside this context (no flush).

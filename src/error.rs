@@ -25,10 +25,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let store = toast::Store::memory();
-/// let missing = toast::Reference::new("Item", uuid::Uuid::nil());
+/// let missing = toast::Reference::new("String", uuid::Uuid::nil());
 /// let err = store.get::<String>(&missing).await.unwrap_err();
 /// assert!(err.is_not_found());
-/// assert!(err.to_string().contains("Item"));
+/// assert!(err.to_string().contains("String"));
+///
+/// // Loading a reference as the wrong type is a validation error.
+/// let r = store.put(&7u32).await.unwrap();
+/// assert!(store.get::<String>(&r).await.unwrap_err().is_validation());
 /// # }
 /// ```
 #[derive(Debug, thiserror::Error)]

@@ -53,8 +53,7 @@ impl fmt::Display for Reference {
 ///
 /// The derived name comes from [`std::any::type_name`] with module paths
 /// removed; it changes when the type is renamed. Implement `Named` to pin it,
-/// and use [`crate::external::named`] (or [`crate::External`], which honours
-/// it through [`crate::External::with_class_name`]).
+/// and use [`crate::external::named`].
 ///
 /// # Examples
 ///
@@ -126,7 +125,7 @@ fn short_type_name(full: &str) -> String {
         segment.clear();
     };
     for c in full.chars() {
-        if c.is_alphanumeric() || c == '_' || c == ':' {
+        if c.is_alphanumeric() || "_:{}".contains(c) {
             segment.push(c);
         } else {
             flush(&mut segment, &mut out);
@@ -153,5 +152,6 @@ mod tests {
             "(i32, &[Option<B>; 3])"
         );
         assert_eq!(short_type_name("u64"), "u64");
+        assert_eq!(short_type_name("t::f::{{closure}}::v2::Item"), "Item");
     }
 }

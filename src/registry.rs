@@ -72,7 +72,7 @@ fn builtins() -> BTreeMap<String, BackendFactory> {
 ///     Ok(Arc::new(toast::backend::memory::MemoryBackend::new()) as Arc<dyn toast::Backend>)
 /// })?;
 /// let store = toast::Store::connect("scratch://anything").await?;
-/// let r = store.put(&"hello").await?;
+/// let r = store.put(&String::from("hello")).await?;
 /// assert_eq!(store.get::<String>(&r).await?, "hello");
 /// # Ok(()) }
 /// ```

@@ -29,7 +29,7 @@ pub const DEFAULT_TENANT: &str = "default";
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> toast::Result<()> {
 /// let store = toast::Store::memory();
-/// let reference = store.put(&vec!["a", "b"]).await?;
+/// let reference = store.put(&vec![String::from("a"), "b".into()]).await?;
 /// assert_eq!(store.get::<Vec<String>>(&reference).await?, ["a", "b"]);
 ///
 /// // Tenants are isolated views of the same backend.

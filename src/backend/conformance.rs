@@ -278,7 +278,7 @@ async fn batch_sizes(store: &Store, ns: &str) -> CheckResult {
 async fn not_found(store: &Store, ns: &str) -> CheckResult {
     let tenant = format!("{ns}-nf");
     let key = Key::new(tenant.as_str(), "Missing", Uuid::new_v4());
-    if !load(store, &[key.clone()]).await?.is_empty() {
+    if !load(store, std::slice::from_ref(&key)).await?.is_empty() {
         return Err("load of a missing key returned a record".into());
     }
     let err = store

@@ -1,6 +1,7 @@
 //! Shared test support: unique names, server URLs, throwaway servers.
 #![allow(dead_code)]
 
+pub mod flaky;
 pub mod postgres;
 pub mod redis;
 pub mod web;

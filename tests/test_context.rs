@@ -1,0 +1,311 @@
+//! The task-scoped context: plain serde inside a scope, flush, the invariant,
+//! failed flushes, spawned tasks and `current()`, panics, and the on-the-spot
+//! fetch rules per runtime flavour.
+
+mod support;
+
+use serde::{Deserialize, Serialize};
+use support::flaky;
+use toast::{Error, Store};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Item {
+    name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Doc {
+    #[serde(with = "toast::external")]
+    item: Item,
+}
+
+fn doc(name: &str) -> Doc {
+    Doc {
+        item: Item { name: name.into() },
+    }
+}
+
+#[tokio::test]
+async fn plain_serde_json_is_buffered_and_flushed_when_the_scope_ends() {
+    let store = Store::memory();
+    let (json, pending) = toast::scope(store.clone(), async {
+        let json = serde_json::to_string(&doc("a")).unwrap();
+        let pending = toast::current().unwrap().pending();
+        (json, pending)
+    })
+    .await
+    .unwrap();
+    assert_eq!(pending, 1, "buffered, not written, during the scope");
+    assert_eq!(store.stats().save_calls, 1, "flushed at the end");
+    let back: Doc = toast::scope(store, toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, doc("a"));
+}
+
+#[tokio::test]
+async fn flush_writes_now_and_to_json_returns_only_after_the_flush() {
+    let store = Store::memory();
+    toast::scope(store.clone(), async {
+        serde_json::to_string(&doc("x")).unwrap();
+        assert_eq!(store.stats().save_calls, 0);
+        toast::flush().await.unwrap();
+        assert_eq!(store.stats().save_calls, 1);
+        assert_eq!(toast::current().unwrap().pending(), 0);
+
+        let json = toast::to_json(&doc("y")).await.unwrap();
+        // The record is in the backend the moment to_json returns: a second,
+        // independent scope can read it.
+        let other = toast::scope(store.clone(), toast::from_json::<Doc>(&json))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(other, doc("y"));
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        store.stats().save_calls,
+        2,
+        "nothing left for the scope's own flush"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_flush_is_an_error_and_keeps_the_records() {
+    let flaky = flaky::Flaky::new();
+    let store = flaky::store(&flaky);
+    flaky.set_failing(true);
+    let result = toast::scope(store.clone(), async {
+        let err = toast::to_json(&doc("kept")).await.unwrap_err();
+        assert!(err.is_connection(), "{err:?}");
+        // Still buffered: the next flush retries them.
+        assert_eq!(toast::current().unwrap().pending(), 1);
+        flaky.set_failing(false);
+        toast::flush().await.unwrap();
+        assert_eq!(toast::current().unwrap().pending(), 0);
+    })
+    .await;
+    result.unwrap();
+    let reference = toast::Reference::new("Item", toast::content_id("Item", br#"{"name":"kept"}"#));
+    assert_eq!(
+        store.get::<Item>(&reference).await.unwrap(),
+        Item {
+            name: "kept".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_flush_failing_at_scope_end_is_the_scope_error() {
+    let flaky = flaky::Flaky::new();
+    flaky.set_failing(true);
+    let err = toast::scope(flaky::store(&flaky), async {
+        serde_json::to_string(&doc("lost?")).unwrap()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.is_connection(), "{err:?}");
+    assert!(err.to_string().contains("injected failure"));
+}
+
+#[tokio::test]
+async fn a_cancelled_flush_puts_its_records_back() {
+    let flaky = flaky::Flaky::new();
+    let store = flaky::store(&flaky);
+    toast::scope(store, async {
+        serde_json::to_string(&doc("c")).unwrap();
+        let ctx = toast::current().unwrap();
+        // Drop the flush future before it is polled to completion.
+        let flush = ctx.flush();
+        drop(flush);
+        assert_eq!(ctx.pending(), 1);
+    })
+    .await
+    .unwrap();
+    assert_eq!(flaky.inner.len(), 1);
+}
+
+#[tokio::test]
+async fn spawned_tasks_do_not_inherit_the_scope_but_current_carries_it_over() {
+    let store = Store::memory();
+    toast::scope(store.clone(), async {
+        let orphan = tokio::spawn(async { toast::to_json(&doc("orphan")).await })
+            .await
+            .unwrap();
+        let err = orphan.unwrap_err();
+        assert!(
+            err.is_validation() && err.to_string().contains("toast::scope"),
+            "{err}"
+        );
+
+        let ctx = toast::current().expect("inside a scope");
+        let carried =
+            tokio::spawn(ctx.scope(async { serde_json::to_string(&doc("carried")).unwrap() }))
+                .await
+                .unwrap()
+                .unwrap();
+        assert!(carried.contains("class_name"));
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.stats().records_saved, 1);
+    assert!(toast::current().is_none(), "no context outside the scope");
+}
+
+#[tokio::test]
+async fn a_panic_inside_an_inner_scope_leaves_the_outer_context_intact() {
+    use futures_util::FutureExt;
+    let outer = Store::memory();
+    let inner = Store::memory().tenant("inner");
+    toast::scope(outer.clone(), async {
+        serde_json::to_string(&doc("before")).unwrap();
+        let caught = std::panic::AssertUnwindSafe(toast::scope(inner.clone(), async {
+            serde_json::to_string(&doc("inner")).unwrap();
+            panic!("boom");
+        }))
+        .catch_unwind()
+        .await;
+        assert!(caught.is_err());
+        let ctx = toast::current().expect("outer context restored");
+        assert_eq!(ctx.store().tenant_name(), "default");
+        assert_eq!(ctx.pending(), 1, "outer buffer intact");
+        serde_json::to_string(&doc("after")).unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(outer.stats().records_saved, 2);
+    assert_eq!(
+        inner.stats().records_saved,
+        0,
+        "the panicking scope flushed nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_while_serializing_an_external_leaves_the_context_usable() {
+    struct Bomb;
+    impl Serialize for Bomb {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            panic!("serializer panic")
+        }
+    }
+    #[derive(Serialize)]
+    struct Holder {
+        #[serde(with = "toast::external")]
+        bomb: Bomb,
+    }
+    let store = Store::memory();
+    toast::scope(store.clone(), async {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            serde_json::to_string(&Holder { bomb: Bomb })
+        }));
+        assert!(r.is_err());
+        // The frame stack was unwound: a normal nested document still records its refs.
+        let json = toast::to_json(&doc("fine")).await.unwrap();
+        assert!(json.contains("Item"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn current_thread_runtime_cannot_fetch_on_the_spot_and_says_so() {
+    let store = Store::memory();
+    let json = toast::scope(store.clone(), toast::to_json(&doc("ct")))
+        .await
+        .unwrap()
+        .unwrap();
+    let err = toast::scope(store.clone(), async {
+        serde_json::from_str::<Doc>(&json).map_err(Error::from)
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(err.is_validation(), "{err:?}");
+    assert!(err.to_string().contains("toast::from_json"), "{err}");
+    // from_json prefetches, so it works on the same runtime.
+    let back: Doc = toast::scope(store, toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, doc("ct"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_thread_runtime_fetches_on_the_spot() {
+    let store = Store::memory();
+    let json = toast::scope(store.clone(), toast::to_json(&doc("mt")))
+        .await
+        .unwrap()
+        .unwrap();
+    let before = store.stats();
+    let back: Doc = toast::scope(store.clone(), async {
+        serde_json::from_str::<Doc>(&json).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(back, doc("mt"));
+    assert_eq!(store.stats().since(&before).load_calls, 1);
+}
+
+#[tokio::test]
+async fn the_read_cache_serves_repeated_references_without_round_trips() {
+    let store = Store::memory();
+    let json = toast::scope(store.clone(), toast::to_json(&doc("cached")))
+        .await
+        .unwrap()
+        .unwrap();
+    let before = store.stats();
+    toast::scope(store.clone(), async {
+        for _ in 0..3 {
+            let _: Doc = toast::from_json(&json).await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.stats().since(&before).load_calls, 1);
+}
+
+#[tokio::test]
+async fn runaway_nesting_is_an_error_not_a_stack_overflow() {
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Chain {
+        #[serde(with = "toast::external::option")]
+        next: Option<Box<Chain>>,
+    }
+    let mut chain = Chain { next: None };
+    for _ in 0..(toast::MAX_DEPTH + 5) {
+        chain = Chain {
+            next: Some(Box::new(chain)),
+        };
+    }
+    let err = toast::scope(Store::memory(), toast::to_json(&chain))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.is_validation() && err.to_string().contains("nested"),
+        "{err}"
+    );
+
+    // A self-referencing stored record (only a hostile writer makes one) stops too.
+    let store = Store::memory();
+    let id = uuid::Uuid::new_v4();
+    let me = format!(r#"{{"next":{{"class_name":"Box<Chain>","id":"{id}"}}}}"#);
+    let record = toast::Record::new(
+        toast::Key::new("default", "Box<Chain>", id),
+        me.clone(),
+        vec![toast::Reference::new("Box<Chain>", id)],
+    );
+    store.backend().save(&[record]).await.unwrap();
+    let err = toast::scope(store, toast::from_json::<Chain>(&me))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.is_validation() && err.to_string().contains("nested"),
+        "{err}"
+    );
+}

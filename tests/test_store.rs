@@ -1,0 +1,194 @@
+//! `Store`: connect by URL, put/get/delete, tenants, listing, stats.
+
+use serde::{Deserialize, Serialize};
+use toast::{Reference, Store};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Note {
+    text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Folder {
+    #[serde(with = "toast::external")]
+    notes: Vec<Note>,
+}
+
+#[tokio::test]
+async fn put_get_delete() {
+    let store = Store::connect("memory://").await.unwrap();
+    let folder = Folder {
+        notes: vec![Note { text: "a".into() }],
+    };
+    let r1 = store.put(&folder).await.unwrap();
+    let r2 = store.put(&folder).await.unwrap();
+    assert_ne!(r1.id, r2.id, "put always makes a new id");
+    assert_eq!(r1.class_name, "Folder");
+    assert_eq!(store.get::<Folder>(&r1).await.unwrap(), folder);
+    assert_eq!(
+        store.stats().save_calls,
+        2,
+        "one round trip per put, nested externals included"
+    );
+    assert!(store.delete(&r1).await.unwrap());
+    assert!(!store.delete(&r1).await.unwrap());
+    assert!(store.get::<Folder>(&r1).await.unwrap_err().is_not_found());
+    assert_eq!(store.get::<Folder>(&r2).await.unwrap(), folder);
+    let many: Vec<Folder> = store.get_many(&[r2.clone(), r2.clone()]).await.unwrap();
+    assert_eq!(many.len(), 2);
+}
+
+#[tokio::test]
+async fn get_checks_the_class_name() {
+    let store = Store::memory();
+    let r = store.put(&Note { text: "n".into() }).await.unwrap();
+    let err = store.get::<Folder>(&r).await.unwrap_err();
+    assert!(
+        err.is_validation() && err.to_string().contains("expected Folder, got Note"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tenants_cannot_read_overwrite_or_delete_each_other() {
+    let base = Store::memory();
+    let a = base.tenant("alice");
+    let b = base.tenant("bob");
+    let secret = Note {
+        text: "alice's".into(),
+    };
+    let r = a.put(&secret).await.unwrap();
+    assert!(b.get::<Note>(&r).await.unwrap_err().is_not_found());
+    assert!(b.record(&r).await.unwrap_err().is_not_found());
+    assert!(
+        !b.delete(&r).await.unwrap(),
+        "bob cannot delete alice's record"
+    );
+    // Bob writing the same reference through a document writes his own record.
+    #[derive(Serialize)]
+    struct Holder {
+        note: toast::External<Note>,
+    }
+    let forged = toast::External::with_id(
+        Note {
+            text: "bob's".into(),
+        },
+        r.id,
+    );
+    toast::scope(b.clone(), toast::to_json(&Holder { note: forged }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        a.get::<Note>(&r).await.unwrap(),
+        secret,
+        "alice's record untouched"
+    );
+    assert_eq!(b.get::<Note>(&r).await.unwrap().text, "bob's");
+    assert_eq!(a.list_of::<Note>(0, 10).await.unwrap(), vec![r.clone()]);
+    // Documents resolve in the reader's tenant.
+    let doc = format!(r#"{{"class_name":"Note","id":"{}"}}"#, r.id);
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct One(#[serde(with = "toast::external")] Note);
+    let carol = base.tenant("carol");
+    let err = toast::scope(carol, toast::from_json::<One>(&doc))
+        .await
+        .unwrap()
+        .err()
+        .unwrap();
+    assert!(err.is_not_found());
+}
+
+#[tokio::test]
+async fn list_is_newest_first_and_paged() {
+    let store = Store::memory().tenant("lister");
+    let mut refs = Vec::new();
+    for i in 0..5 {
+        refs.push(
+            store
+                .put(&Note {
+                    text: i.to_string(),
+                })
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let all = store.list_of::<Note>(0, 100).await.unwrap();
+    let newest_first: Vec<Reference> = refs.iter().rev().cloned().collect();
+    assert_eq!(all, newest_first);
+    assert_eq!(store.list("Note", 1, 2).await.unwrap(), newest_first[1..3]);
+    assert!(store.list("Note", 10, 2).await.unwrap().is_empty());
+    assert!(store.list("Other", 0, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn named_memory_stores_share_data_across_connects() {
+    let name = format!("memory://shared-{}", uuid::Uuid::new_v4());
+    let one = Store::connect(&name).await.unwrap();
+    let r = one
+        .put(&Note {
+            text: "kept".into(),
+        })
+        .await
+        .unwrap();
+    let two = Store::connect(&name).await.unwrap();
+    assert_eq!(two.get::<Note>(&r).await.unwrap().text, "kept");
+    let private = Store::connect("memory://").await.unwrap();
+    assert!(private.get::<Note>(&r).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn stats_count_round_trips_and_records_and_are_shared_by_tenants() {
+    let store = Store::memory();
+    let t = store.tenant("t");
+    let r = t
+        .put(&Folder {
+            notes: vec![Note { text: "x".into() }],
+        })
+        .await
+        .unwrap();
+    let _: Folder = t.get(&r).await.unwrap();
+    t.delete(&r).await.unwrap();
+    let _ = t.list("Folder", 0, 1).await.unwrap();
+    let s = store.stats();
+    assert_eq!((s.save_calls, s.records_saved), (1, 2));
+    assert_eq!((s.load_calls, s.records_loaded), (2, 2));
+    assert_eq!((s.delete_calls, s.list_calls), (1, 1));
+}
+
+#[tokio::test]
+async fn a_backend_returning_foreign_records_cannot_leak_them() {
+    /// A broken backend that returns every record it has, whatever was asked.
+    #[derive(Debug, Default)]
+    struct Leaky(
+        toast::backend::memory::MemoryBackend,
+        std::sync::Mutex<Vec<toast::Record>>,
+    );
+    #[async_trait::async_trait]
+    impl toast::Backend for Leaky {
+        async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
+            self.1.lock().unwrap().extend_from_slice(records);
+            self.0.save(records).await
+        }
+        async fn load(&self, _keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
+            Ok(self.1.lock().unwrap().clone())
+        }
+        async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
+            self.0.delete(keys).await
+        }
+    }
+    let store = Store::from_backend(Leaky::default());
+    let r = store
+        .tenant("a")
+        .put(&Note { text: "a".into() })
+        .await
+        .unwrap();
+    assert!(store
+        .tenant("b")
+        .get::<Note>(&r)
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
