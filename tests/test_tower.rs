@@ -98,6 +98,7 @@ async fn memory_reference_is_loadable_when_the_response_arrives() {
     reference_is_loadable_when_the_response_arrives(Store::memory()).await;
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_reference_is_loadable_when_the_response_arrives() {
     let dir = tempfile::tempdir().unwrap();
