@@ -26,11 +26,13 @@ use todo_service::Details;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A database for one test: a fresh SQLite file, or the shared PostgreSQL
-/// server (each test then uses users, i.e. tenants, of its own).
+/// A database for one test: a fresh SQLite file, or a fresh schema on the
+/// shared PostgreSQL server (and users, i.e. tenants, of its own either way).
 struct Db {
     url: String,
     _dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "postgres")]
+    _schema: Option<support::web::PgSchema>,
 }
 
 impl Db {
@@ -40,14 +42,19 @@ impl Db {
         Db {
             url,
             _dir: Some(dir),
+            #[cfg(feature = "postgres")]
+            _schema: None,
         }
     }
 
+    /// A fresh schema on the shared server, dropped at the end of the test.
     #[cfg(feature = "postgres")]
     fn postgres() -> Db {
+        let schema = support::web::PgSchema::new("todo_test");
         Db {
-            url: support::web::postgres_url(),
+            url: schema.url.clone(),
             _dir: None,
+            _schema: Some(schema),
         }
     }
 

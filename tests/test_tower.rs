@@ -111,7 +111,8 @@ async fn sqlite_reference_is_loadable_when_the_response_arrives() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_reference_is_loadable_when_the_response_arrives() {
-    let store = Store::connect(&support::web::postgres_url())
+    let schema = support::web::PgSchema::new("tower_test");
+    let store = Store::connect(&schema.url)
         .await
         .unwrap_or_else(|e| panic!("the PostgreSQL test server must be running: {e}"));
     reference_is_loadable_when_the_response_arrives(store.clone()).await;

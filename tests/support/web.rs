@@ -181,3 +181,51 @@ impl Backend for Flaky {
         self.inner.close().await
     }
 }
+
+/// A schema of its own on the shared PostgreSQL server (`?schema=<unique>`),
+/// dropped with everything in it when the guard goes, even on failure.
+#[cfg(feature = "postgres")]
+pub struct PgSchema {
+    /// The store URL naming the schema.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+#[cfg(feature = "postgres")]
+impl PgSchema {
+    pub fn new(prefix: &str) -> PgSchema {
+        let admin_url = postgres_url();
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        PgSchema {
+            url: format!("{admin_url}{separator}schema={name}"),
+            admin_url,
+            name,
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+        // Drop may run inside a runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::Executor::execute(&mut conn, sql.as_str())
+                    .await
+                    .ok()?;
+                conn.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
