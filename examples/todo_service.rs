@@ -50,7 +50,9 @@
 //! Errors are `{"error": "<message>"}`: 400 for malformed JSON, unknown
 //! fields, an empty title, an id that is not a UUID or a bad query string;
 //! 401 without a bearer user; 404 for anything that is not the caller's;
-//! 500 (logged) when the storage fails.
+//! 413 for a body over axum's default limit (2 MB); 500 (logged) when the
+//! storage fails, with an empty body when storing a request's writes failed
+//! (the layer drops the response that would have named them).
 //!
 //! On Ctrl-C or SIGTERM the server stops accepting connections, lets the
 //! requests in flight finish (their writes are flushed by the layer), then
@@ -157,8 +159,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("TODO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://todo.db".to_owned());
 
-    // Connects and applies the migrations; errors show the URL redacted.
-    let store = Store::connect(&url).await?;
+    // Connects and applies the migrations. The error names the cause and the
+    // remedy, with the password redacted from the URL.
+    let store = match Store::connect(&url).await {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("cannot open DATABASE_URL: {error}");
+            std::process::exit(1);
+        }
+    };
     let listener = TcpListener::bind(&addr).await?;
     tracing::info!(
         "todo service on http://{} with {}",
