@@ -1,0 +1,811 @@
+//! The Redis backend against real servers: the shared one
+//! (`TOAST_TEST_REDIS_URL`, default `redis://127.0.0.1:6379/`, used only with
+//! unique key prefixes and tenants) and throwaway `redis-server`s for the
+//! tests that kill, pause, restart or reconfigure the server.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use support::redis::{admin, shared_url, shared_url_with, unique_prefix, ThrowawayRedis};
+use support::unique;
+use toast::backend::redis::RedisBackend;
+use toast::{External, Key, Record, Reference, Store};
+use uuid::Uuid;
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Leaf {
+    text: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Middle {
+    name: String,
+    #[serde(with = "toast::external")]
+    leaves: Vec<Leaf>,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Top {
+    n: u32,
+    #[serde(with = "toast::external")]
+    middles: Vec<Middle>,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Doc {
+    title: String,
+    #[serde(with = "toast::external")]
+    top: Top,
+}
+
+/// A document with externals three levels deep: `top` (level 1), its
+/// `middles` (level 2), and each middle's `leaves` (level 3).
+fn nested_doc(middles: usize) -> Doc {
+    Doc {
+        title: "nested".into(),
+        top: Top {
+            n: 7,
+            middles: (0..middles)
+                .map(|m| Middle {
+                    name: format!("m{m}"),
+                    leaves: (0..3)
+                        .map(|l| Leaf {
+                            text: format!("leaf {m}/{l} {}", "x".repeat(200)),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        },
+    }
+}
+
+/// A store on the shared server under a fresh key prefix. Records expire
+/// after an hour so that test runs do not pile up on the shared server.
+async fn shared_store() -> (Store, String) {
+    let prefix = unique_prefix();
+    let url = shared_url_with(&format!("prefix={prefix}&ttl=3600"));
+    let store = Store::connect(&url).await.unwrap_or_else(|e| {
+        panic!("the shared Redis server is not reachable (set TOAST_TEST_REDIS_URL): {e}")
+    });
+    (store.tenant(unique("redis")), prefix)
+}
+
+/// Display, Debug and the whole source chain of an error.
+fn full_text(err: &toast::Error) -> String {
+    let mut text = format!("{err} | {err:?}");
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(&format!(" | {e} | {e:?}"));
+        source = e.source();
+    }
+    text
+}
+
+fn str_key(store: &Store, prefix: &str, reference: &Reference) -> String {
+    format!(
+        "{prefix}:{}:{}:{}",
+        toast::backend::redis::escape(store.tenant_name()),
+        toast::backend::redis::escape(&reference.class_name),
+        reference.id
+    )
+}
+
+#[tokio::test]
+async fn nested_documents_round_trip_in_one_flush_and_one_load_per_level() {
+    let (store, _) = shared_store().await;
+    let doc = nested_doc(4);
+
+    let before = store.stats();
+    let json = toast::scope(store.clone(), toast::to_json(&doc))
+        .await
+        .unwrap()
+        .unwrap();
+    let saved = store.stats().since(&before);
+    assert_eq!(saved.save_calls, 1, "one round trip per flush: {saved:?}");
+    assert_eq!(saved.records_saved, 1 + 1 + 4, "{saved:?}");
+    assert!(
+        json.contains(r#""top":{"class_name":"Top","id":""#),
+        "{json}"
+    );
+
+    let before = store.stats();
+    let back: Doc = toast::scope(store.clone(), toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, doc);
+    let loaded = store.stats().since(&before);
+    assert_eq!(loaded.load_calls, 3, "one round trip per level: {loaded:?}");
+    assert_eq!(loaded.records_loaded, 6, "{loaded:?}");
+}
+
+#[tokio::test]
+async fn records_persist_across_a_new_store() {
+    let prefix = unique_prefix();
+    let tenant = unique("persist");
+    let url = shared_url_with(&format!("prefix={prefix}&ttl=3600"));
+    let first = Store::connect(&url).await.unwrap().tenant(&tenant);
+    let value = vec!["kept".to_owned(), "across".to_owned(), "stores".to_owned()];
+    let reference = first.put(&value).await.unwrap();
+    let record = first.record(&reference).await.unwrap();
+    first.close().await.unwrap();
+    drop(first);
+
+    let second = Store::connect(&url).await.unwrap().tenant(&tenant);
+    assert_eq!(second.get::<Vec<String>>(&reference).await.unwrap(), value);
+    let again = second.record(&reference).await.unwrap();
+    assert_eq!(again, record, "data, refs and timestamps survive exactly");
+}
+
+#[tokio::test]
+async fn key_format_is_exact() {
+    let prefix = unique_prefix();
+    let url = shared_url_with(&format!("prefix={prefix}&ttl=3600"));
+    let backend = RedisBackend::connect(&url).await.unwrap();
+    assert_eq!(backend.prefix(), prefix);
+
+    let id = Uuid::parse_str("0b6f1c2e-9d7a-4c1b-8e3f-2a5b6c7d8e9f").unwrap();
+    assert_eq!(
+        backend.key_of(&Key::new("acme", "Vec<Item>", id)),
+        format!("{prefix}:acme:Vec<Item>:0b6f1c2e-9d7a-4c1b-8e3f-2a5b6c7d8e9f")
+    );
+    assert_eq!(
+        backend.key_of(&Key::new("a:b*c", "x%y", id)),
+        format!("{prefix}:a%3Ab%2Ac:x%25y:0b6f1c2e-9d7a-4c1b-8e3f-2a5b6c7d8e9f")
+    );
+
+    // The key a put really lands under, and the hash fields in it.
+    let store = backend.clone().into_store().tenant("a:b*c");
+    let reference = store.put(&"hello".to_owned()).await.unwrap();
+    let key = format!("{prefix}:a%3Ab%2Ac:String:{}", reference.id);
+    assert_eq!(key, str_key(&store, &prefix, &reference));
+    let mut conn = admin(&shared_url());
+    let fields: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(fields.get("data").map(String::as_str), Some("\"hello\""));
+    assert_eq!(fields.get("refs").map(String::as_str), Some("[]"));
+    assert_eq!(fields.get("schema_version").map(String::as_str), Some("1"));
+    let record = store.record(&reference).await.unwrap();
+    assert_eq!(
+        fields.get("created_at"),
+        Some(
+            &record
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        )
+    );
+    assert!(fields.contains_key("updated_at"));
+    assert_eq!(fields.len(), 5, "{fields:?}");
+}
+
+#[tokio::test]
+async fn tenants_with_colons_and_stars_are_isolated() {
+    let prefix = unique_prefix();
+    let url = shared_url_with(&format!("prefix={prefix}&ttl=3600"));
+    let store = Store::connect(&url).await.unwrap();
+    let tenants = [
+        "a",
+        "a:b",
+        "a%3Ab",
+        "*",
+        "a*",
+        "a:*",
+        "[a]",
+        "a\\",
+        "a:b:Secret",
+        "",
+    ];
+    let shared_id = Uuid::new_v4();
+    let backend = store.backend();
+
+    // The same (class, id) in every tenant: no write may reach another tenant.
+    for tenant in tenants {
+        let record = Record::new(
+            Key::new(tenant, "String", shared_id),
+            serde_json::to_vec(&format!("secret of {tenant}")).unwrap(),
+            Vec::new(),
+        );
+        backend.save(&[record]).await.unwrap();
+    }
+    let secret = Reference::new("String", shared_id);
+    for tenant in tenants {
+        let view = store.tenant(tenant);
+        assert_eq!(
+            view.get::<String>(&secret).await.unwrap(),
+            format!("secret of {tenant}"),
+            "tenant {tenant:?} sees its own record only"
+        );
+        let listed = view.list("String", 0, 100).await.unwrap();
+        assert_eq!(
+            listed,
+            vec![secret.clone()],
+            "tenant {tenant:?} lists one record"
+        );
+    }
+
+    // Distinct keys on the server: one per tenant (SCAN over the whole
+    // prefix; the test's own prefix keeps this small).
+    let mut conn = admin(&shared_url());
+    let mut keys: Vec<String> = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg(format!("{prefix}:*"))
+        .arg("COUNT")
+        .arg(100_000)
+        .query::<(u64, Vec<String>)>(&mut conn)
+        .unwrap()
+        .1;
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), tenants.len(), "{keys:?}");
+
+    // A record only tenant "a" has: others cannot read, list or delete it.
+    let only_a = store.tenant("a").put(&4711u32).await.unwrap();
+    for tenant in tenants.iter().filter(|t| **t != "a") {
+        let view = store.tenant(tenant);
+        assert!(view.get::<u32>(&only_a).await.unwrap_err().is_not_found());
+        assert!(
+            !view.delete(&only_a).await.unwrap(),
+            "{tenant:?} deleted a's record"
+        );
+        assert!(view.list("u32", 0, 100).await.unwrap().is_empty());
+    }
+    assert_eq!(store.tenant("a").get::<u32>(&only_a).await.unwrap(), 4711);
+    assert_eq!(
+        store.tenant("a").list("u32", 0, 100).await.unwrap(),
+        vec![only_a]
+    );
+
+    // Deleting in "a:*" and "*" removes only their own record.
+    assert!(store.tenant("a:*").delete(&secret).await.unwrap());
+    assert!(store.tenant("*").delete(&secret).await.unwrap());
+    for tenant in tenants {
+        let gone = store.tenant(tenant).get::<String>(&secret).await;
+        if tenant == "a:*" || tenant == "*" {
+            assert!(gone.unwrap_err().is_not_found());
+        } else {
+            assert_eq!(gone.unwrap(), format!("secret of {tenant}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_round_trip_per_flush_and_per_level_counted_by_the_server() {
+    let server = ThrowawayRedis::start();
+    let store = Store::connect(&server.url()).await.unwrap().tenant("t");
+    let doc = nested_doc(5);
+
+    server.reset_stats();
+    let json = toast::scope(store.clone(), toast::to_json(&doc))
+        .await
+        .unwrap()
+        .unwrap();
+    let records = store.stats().records_saved;
+    assert_eq!(records, 7);
+    let calls = server.command_calls();
+    let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    assert_eq!(count("evalsha"), 1, "one script call per flush: {calls:?}");
+    // Everything else ran inside that script (or is the test's own INFO/CONFIG).
+    for (name, _) in &calls {
+        assert!(
+            ["evalsha", "type", "hsetnx", "hset", "persist"].contains(&name.as_str())
+                || name.starts_with("config|")
+                || name == "info",
+            "unexpected command {name} for a flush: {calls:?}"
+        );
+    }
+    assert_eq!(count("hsetnx"), records, "{calls:?}");
+
+    server.reset_stats();
+    let back: Doc = toast::scope(store.clone(), toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, doc);
+    let calls = server.command_calls();
+    let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    assert_eq!(count("evalsha"), 3, "one script call per level: {calls:?}");
+    for (name, _) in &calls {
+        assert!(
+            ["evalsha", "hmget", "info"].contains(&name.as_str()) || name.starts_with("config|"),
+            "unexpected command {name} for a load: {calls:?}"
+        );
+    }
+    assert_eq!(count("hmget"), 7, "{calls:?}");
+
+    // Many concurrent operations share the store's one connection.
+    let mut watcher = server.admin();
+    let puts = (0..40u32).map(|i| {
+        let store = store.clone();
+        async move { store.put(&i).await }
+    });
+    for r in futures_util::future::join_all(puts).await {
+        r.unwrap();
+    }
+    let clients = |conn: &mut redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO").arg("clients").query(conn).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while clients(&mut watcher) > 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        clients(&mut watcher),
+        2,
+        "the store's connection and the test's"
+    );
+}
+
+#[tokio::test]
+async fn ttl_from_the_url_expires_records() {
+    let prefix = unique_prefix();
+    let store = Store::connect(&shared_url_with(&format!("prefix={prefix}&ttl=1")))
+        .await
+        .unwrap()
+        .tenant(unique("ttl"));
+    let reference = store.put(&"short-lived".to_owned()).await.unwrap();
+    let mut conn = admin(&shared_url());
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(str_key(&store, &prefix, &reference))
+        .query(&mut conn)
+        .unwrap();
+    assert!((1..=1000).contains(&pttl), "PTTL {pttl}");
+    assert_eq!(
+        store.get::<String>(&reference).await.unwrap(),
+        "short-lived"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.get::<String>(&reference).await {
+            Err(e) if e.is_not_found() => break,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("record did not expire in time: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn ttl_per_store_and_the_last_save_decides() {
+    let prefix = unique_prefix();
+    let backend = RedisBackend::connect(&shared_url_with(&format!("prefix={prefix}")))
+        .await
+        .unwrap();
+    assert_eq!(backend.ttl(), None);
+    let tenant = unique("ttl");
+    let forever = backend.clone().into_store().tenant(&tenant);
+    let cache = backend
+        .with_ttl(Some(Duration::from_secs(1)))
+        .into_store()
+        .tenant(&tenant);
+    let mut conn = admin(&shared_url());
+    let pttl = |conn: &mut redis::Connection, store: &Store, r: &Reference| -> i64 {
+        redis::cmd("PTTL")
+            .arg(str_key(store, &prefix, r))
+            .query(conn)
+            .unwrap()
+    };
+
+    let kept = forever.put(&"kept".to_owned()).await.unwrap();
+    let cached = cache.put(&"cached".to_owned()).await.unwrap();
+    let rescued = cache.put(&"rescued".to_owned()).await.unwrap();
+    assert_eq!(pttl(&mut conn, &forever, &kept), -1, "no TTL: persistent");
+    assert!(pttl(&mut conn, &cache, &cached) > 0);
+
+    // Saved again by the store without TTL: persistent from then on.
+    let record = cache.record(&rescued).await.unwrap();
+    forever.backend().save(&[record]).await.unwrap();
+    assert_eq!(pttl(&mut conn, &forever, &rescued), -1);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cache
+        .get::<String>(&cached)
+        .await
+        .is_err_and(|e| e.is_not_found())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cached record did not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(forever.get::<String>(&kept).await.unwrap(), "kept");
+    assert_eq!(cache.get::<String>(&rescued).await.unwrap(), "rescued");
+    // Keep the shared server tidy.
+    assert!(forever.delete(&kept).await.unwrap());
+    assert!(forever.delete(&rescued).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_update_keeps_created_at_on_the_server() {
+    #[derive(Serialize, Deserialize)]
+    struct Account {
+        owner: String,
+        profile: External<Vec<String>>,
+    }
+    let (store, _) = shared_store().await;
+    let mut account = Account {
+        owner: "ada".into(),
+        profile: External::new(vec!["math".into()]),
+    };
+    toast::scope(store.clone(), toast::to_json(&account))
+        .await
+        .unwrap()
+        .unwrap();
+    let reference = account.profile.reference().unwrap();
+    let first = store.record(&reference).await.unwrap();
+
+    account.profile.push("engines".into());
+    toast::scope(store.clone(), toast::to_json(&account))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store.record(&reference).await.unwrap();
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at > first.updated_at);
+    assert_eq!(&second.data[..], br#"["math","engines"]"#);
+
+    // Even a record that claims another created_at keeps the stored one.
+    let mut forged = second.clone();
+    forged.created_at = chrono::DateTime::UNIX_EPOCH;
+    forged.updated_at = chrono::Utc::now();
+    store.backend().save(&[forged.clone()]).await.unwrap();
+    let third = store.record(&reference).await.unwrap();
+    assert_eq!(third.created_at, first.created_at);
+    assert_eq!(third.updated_at, forged.updated_at);
+}
+
+#[tokio::test]
+async fn list_is_newest_first_paged_and_scoped() {
+    let (store, _) = shared_store().await;
+    let mut refs = Vec::new();
+    for i in 0..5u32 {
+        refs.push(store.put(&i).await.unwrap());
+    }
+    store.put(&"another class".to_owned()).await.unwrap();
+    store.tenant(unique("other")).put(&99u32).await.unwrap();
+
+    let newest_first: Vec<Reference> = refs.iter().rev().cloned().collect();
+    assert_eq!(store.list_of::<u32>(0, 100).await.unwrap(), newest_first);
+    assert_eq!(
+        store.list_of::<u32>(1, 2).await.unwrap(),
+        newest_first[1..3].to_vec()
+    );
+    assert!(store.list_of::<u32>(5, 10).await.unwrap().is_empty());
+    assert!(store.list("NoSuchClass", 0, 10).await.unwrap().is_empty());
+
+    // Ties on created_at are broken by id, descending.
+    let now = chrono::Utc::now();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for id in [a, b] {
+        let mut r = Record::new(
+            Key::new(store.tenant_name(), "Tie", id),
+            &b"1"[..],
+            Vec::new(),
+        );
+        r.created_at = now;
+        store.backend().save(&[r]).await.unwrap();
+    }
+    let ids: Vec<Uuid> = store
+        .list("Tie", 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![a.max(b), a.min(b)]);
+}
+
+#[tokio::test]
+async fn delete_counts_and_empty_batches_do_nothing() {
+    let (store, _) = shared_store().await;
+    let a = store.put(&1u8).await.unwrap();
+    let b = store.put(&2u8).await.unwrap();
+    let missing = Key::new(store.tenant_name(), "u8", Uuid::new_v4());
+    let keys = [
+        store.key_for(&a),
+        store.key_for(&b),
+        missing,
+        store.key_for(&a),
+    ];
+    assert_eq!(store.backend().delete(&keys).await.unwrap(), 2);
+    assert_eq!(store.backend().delete(&keys).await.unwrap(), 0);
+    assert_eq!(store.backend().delete(&[]).await.unwrap(), 0);
+    store.backend().save(&[]).await.unwrap();
+    assert!(store.backend().load(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn corrupted_records_and_foreign_keys_are_errors_not_panics() {
+    let (store, prefix) = shared_store().await;
+    let mut conn = admin(&shared_url());
+
+    // A hash with a broken timestamp under a toast key: Validation.
+    let id = Uuid::new_v4();
+    let reference = Reference::new("u32", id);
+    let key = str_key(&store, &prefix, &reference);
+    redis::cmd("HSET")
+        .arg(&key)
+        .arg(&["data", "1", "refs", "[]", "schema_version", "1"])
+        .arg(&["created_at", "yesterday", "updated_at", "today"])
+        .query::<()>(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(3600)
+        .query(&mut conn)
+        .unwrap();
+    let err = store.get::<u32>(&reference).await.unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    assert!(err.to_string().contains("corrupted"), "{err}");
+
+    // A string value under a toast key: the flush fails and writes nothing.
+    let foreign = Reference::new("u32", Uuid::new_v4());
+    let foreign_key = str_key(&store, &prefix, &foreign);
+    let _: () = redis::cmd("SET")
+        .arg(&foreign_key)
+        .arg("not a hash")
+        .arg("EX")
+        .arg(3600)
+        .query(&mut conn)
+        .unwrap();
+    let good = Key::new(store.tenant_name(), "u32", Uuid::new_v4());
+    let batch = [
+        Record::new(good.clone(), &b"1"[..], Vec::new()),
+        Record::new(store.key_for(&foreign), &b"2"[..], Vec::new()),
+    ];
+    let err = store.backend().save(&batch).await.unwrap_err();
+    assert!(matches!(err, toast::Error::Backend { .. }), "{err}");
+    assert!(err.to_string().contains("not a toast record"), "{err}");
+    assert!(store.backend().load(&[good]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn auth_with_password_and_acl_user_and_no_secret_in_errors() {
+    let password = "pw-s3cret-4711";
+    let server = ThrowawayRedis::start_with_password(password);
+
+    // The right password works, and is nowhere in Debug.
+    let store = Store::connect(&server.url()).await.unwrap();
+    let r = store.put(&"authenticated".to_owned()).await.unwrap();
+    assert_eq!(store.get::<String>(&r).await.unwrap(), "authenticated");
+    assert!(!format!("{store:?}").contains(password));
+    assert!(store.url().contains(":***@"), "{}", store.url());
+
+    // A wrong password: a clear Connection error, no secret in it.
+    let wrong = "wrong-pw-0815";
+    let err = Store::connect(&server.url_with_credentials("", wrong))
+        .await
+        .unwrap_err();
+    let text = full_text(&err);
+    assert!(err.is_connection(), "{text}");
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(text.contains(":***@"), "{text}");
+    assert!(!text.contains(wrong) && !text.contains(password), "{text}");
+
+    // No password where one is required: says so.
+    let err = Store::connect(&format!("redis://127.0.0.1:{}/", server.port()))
+        .await
+        .unwrap_err();
+    assert!(err.is_connection(), "{err}");
+    assert!(err.to_string().contains("requires a password"), "{err}");
+
+    // An ACL user with its own password.
+    let acl_password = "alice-pw-9876";
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "alice", "on"])
+        .arg(format!(">{acl_password}"))
+        .arg(&["~*", "&*", "+@all"])
+        .query(&mut server.admin())
+        .unwrap();
+    let alice = Store::connect(&server.url_with_credentials("alice", acl_password))
+        .await
+        .unwrap();
+    let r = alice.put(&"as alice".to_owned()).await.unwrap();
+    assert_eq!(alice.get::<String>(&r).await.unwrap(), "as alice");
+    assert_eq!(
+        alice.url(),
+        format!("redis://alice:***@127.0.0.1:{}/", server.port())
+    );
+
+    let err = Store::connect(&server.url_with_credentials("alice", "nope-5555"))
+        .await
+        .unwrap_err();
+    let text = full_text(&err);
+    assert!(err.is_connection(), "{text}");
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(
+        !text.contains("nope-5555") && !text.contains(acl_password),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_database_number_in_the_url_is_used() {
+    let server = ThrowawayRedis::start();
+    let store = Store::connect(&format!("redis://127.0.0.1:{}/3", server.port()))
+        .await
+        .unwrap();
+    let r = store.put(&"in db 3".to_owned()).await.unwrap();
+    let dbsize = |db: u8| -> u64 {
+        let mut conn = admin(&format!("redis://127.0.0.1:{}/{db}", server.port()));
+        redis::cmd("DBSIZE").query(&mut conn).unwrap()
+    };
+    assert_eq!(dbsize(3), 1);
+    assert_eq!(dbsize(0), 0);
+    assert_eq!(store.get::<String>(&r).await.unwrap(), "in db 3");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_prompt_connection_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let err = Store::connect(&format!("redis://:hidden-pw-1@127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    let text = full_text(&err);
+    assert!(err.is_connection(), "{text}");
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    assert!(
+        text.contains(&format!("is Redis running at 127.0.0.1:{port}?")),
+        "{text}"
+    );
+    assert!(text.contains("redis://:***@127.0.0.1"), "{text}");
+    assert!(!text.contains("hidden-pw-1"), "{text}");
+}
+
+#[tokio::test]
+async fn bad_urls_are_validation_errors() {
+    for url in [
+        "redis://127.0.0.1:6379/?tll=5",
+        "redis://127.0.0.1:6379/?prefix=a:b",
+        "redis://127.0.0.1:6379/?ttl=soon",
+        "redis://127.0.0.1:6379/?timeout=-1",
+        "redis://:pw-x@127.0.0.1:6379/notanumber",
+    ] {
+        let err = Store::connect(url).await.unwrap_err();
+        assert!(err.is_validation(), "{url}: {err}");
+        assert!(!full_text(&err).contains("pw-x"), "{err}");
+    }
+    #[cfg(not(feature = "redis-tls"))]
+    {
+        let err = Store::connect("rediss://127.0.0.1:6379/")
+            .await
+            .unwrap_err();
+        assert!(
+            err.is_validation() && err.to_string().contains("redis-tls"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_fails_promptly_and_the_same_store_recovers_after_restart() {
+    let mut server = ThrowawayRedis::start();
+    let backend = RedisBackend::connect(&server.url()).await.unwrap();
+    let bound = backend.operation_timeout();
+    assert_eq!(bound, Duration::from_secs(7), "the documented default");
+    let store = backend.into_store();
+    let before = store.put(&"before".to_owned()).await.unwrap();
+
+    server.kill();
+    for attempt in 0..2 {
+        let started = Instant::now();
+        let err = store.put(&"during".to_owned()).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            err.is_connection(),
+            "attempt {attempt}: {}",
+            full_text(&err)
+        );
+        assert!(elapsed <= bound, "attempt {attempt} took {elapsed:?}");
+        assert!(
+            err.to_string()
+                .contains(&format!("is Redis running at 127.0.0.1:{}", server.port())),
+            "{err}"
+        );
+        let started = Instant::now();
+        let err = store.get::<String>(&before).await.unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        assert!(started.elapsed() <= bound);
+    }
+
+    server.restart();
+    // The same store works again at once: the dead connection is noticed,
+    // the manager reconnects, and the idempotent save is sent again.
+    let after = store
+        .put(&"after".to_owned())
+        .await
+        .unwrap_or_else(|e| panic!("the first put after the restart failed: {}", full_text(&e)));
+    assert_eq!(store.get::<String>(&after).await.unwrap(), "after");
+    // The server kept no data (--save ""): the old record is gone, not an error.
+    assert!(store
+        .get::<String>(&before)
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[tokio::test]
+async fn a_paused_server_times_out_instead_of_hanging() {
+    let server = ThrowawayRedis::start();
+    let url = format!("{}?timeout=0.3&connect_timeout=0.3", server.url());
+    let backend = RedisBackend::connect(&url).await.unwrap();
+    let bound = backend.operation_timeout();
+    assert_eq!(bound, Duration::from_millis(600));
+    let store = backend.into_store();
+    let r = store.put(&"paused".to_owned()).await.unwrap();
+
+    server.pause();
+    let started = Instant::now();
+    let err = store.get::<String>(&r).await.unwrap_err();
+    let elapsed = started.elapsed();
+    server.resume();
+    assert!(err.is_connection(), "{}", full_text(&err));
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(
+        elapsed < bound + Duration::from_millis(400),
+        "took {elapsed:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.get::<String>(&r).await {
+            Ok(v) => {
+                assert_eq!(v, "paused");
+                break;
+            }
+            Err(e) if e.is_connection() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the store did not recover: {}", full_text(&e)),
+        }
+    }
+}
+
+/// `rediss://` really speaks TLS (the crypto provider is in place, no panic):
+/// against a plain-text server the handshake fails as a Connection error.
+#[cfg(feature = "redis-tls")]
+#[tokio::test]
+async fn rediss_to_a_plaintext_server_is_a_connection_error_not_a_panic() {
+    let server = ThrowawayRedis::start();
+    let started = Instant::now();
+    let err = Store::connect(&format!(
+        "rediss://:tls-pw-1@127.0.0.1:{}/?timeout=1&connect_timeout=1",
+        server.port()
+    ))
+    .await
+    .unwrap_err();
+    let text = full_text(&err);
+    assert!(err.is_connection(), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!text.contains("tls-pw-1"), "{text}");
+}
+
+/// The suite every backend must pass, on the shared server under a fresh prefix.
+#[cfg(feature = "conformance")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_backend_conforms() {
+    let url = shared_url_with(&format!("prefix={}&ttl=3600", unique_prefix()));
+    let store = Store::connect(&url).await.unwrap();
+    let report = toast::backend::conformance::run(&store).await.unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert!(report.passed.len() >= 10, "{report:?}");
+}
