@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
 use support::unique;
-use support::web::{Client, Flaky, Reply};
+use support::web::{Client, Intercepted, Reply};
 use toast::{Reference, Store};
 use todo_service::Details;
 use tokio::sync::oneshot;
@@ -919,7 +919,7 @@ async fn references_are_loadable_when_the_response_arrives(db: Db) {
 
 async fn graceful_shutdown_lets_a_request_in_flight_finish(db: Db) {
     let backend = Arc::clone(db.connect().await.backend());
-    let slow = Flaky::new(backend).delayed(Duration::from_millis(400));
+    let slow = Intercepted::new(backend).delayed(Duration::from_millis(400));
     let save_started = Arc::clone(&slow.save_started);
     let server = Server::start_with(Store::from_backend(slow)).await;
     let client = server.client();
@@ -969,7 +969,7 @@ async fn sigterm_stops_the_service_gracefully() {
 
     let db = Db::sqlite();
     let backend = Arc::clone(db.connect().await.backend());
-    let slow = Flaky::new(backend).delayed(Duration::from_millis(300));
+    let slow = Intercepted::new(backend).delayed(Duration::from_millis(300));
     let save_started = Arc::clone(&slow.save_started);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1020,7 +1020,7 @@ async fn sigterm_stops_the_service_gracefully() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_flush_answers_500_and_leaves_nothing_behind() {
     let memory: Arc<dyn toast::Backend> = Arc::new(toast::backend::memory::MemoryBackend::new());
-    let flaky = Flaky::new(Arc::clone(&memory));
+    let flaky = Intercepted::new(Arc::clone(&memory));
     let failing = Arc::clone(&flaky.fail_saves);
     let client = Client::Router(todo_service::app(Store::from_backend(flaky)));
     let user = "unlucky";

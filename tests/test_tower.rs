@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use support::unique;
-use support::web::{Client, Flaky, Reply};
+use support::web::{Client, Intercepted, Reply};
 use toast::tower::{ScopeLayer, ScopeService, StoreTenant};
 use toast::{Reference, Store};
 
@@ -122,7 +122,7 @@ async fn postgres_reference_is_loadable_when_the_response_arrives() {
 #[tokio::test]
 async fn the_response_waits_for_a_slow_save() {
     let memory: Arc<dyn toast::Backend> = Arc::new(toast::backend::memory::MemoryBackend::new());
-    let slow = Flaky::new(Arc::clone(&memory)).delayed(Duration::from_millis(300));
+    let slow = Intercepted::new(Arc::clone(&memory)).delayed(Duration::from_millis(300));
     let store = Store::from_backend(slow);
     let direct = Store::from_arc(memory, "memory://");
     let client = Client::Router(app(store));
@@ -160,7 +160,7 @@ async fn a_failed_flush_is_a_logged_500_without_the_original_body() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let memory: Arc<dyn toast::Backend> = Arc::new(toast::backend::memory::MemoryBackend::new());
-    let flaky = Flaky::new(Arc::clone(&memory));
+    let flaky = Intercepted::new(Arc::clone(&memory));
     let failing = Arc::clone(&flaky.fail_saves);
     let store = Store::from_backend(flaky);
     let client = Client::Router(app(store.clone()));

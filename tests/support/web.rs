@@ -130,7 +130,7 @@ pub async fn http_send(addr: SocketAddr, request: Request<http_body_util::Full<B
 
 /// A backend that delegates to another one, and can delay or fail `save`.
 #[derive(Debug, Clone)]
-pub struct Flaky {
+pub struct Intercepted {
     pub inner: Arc<dyn Backend>,
     pub save_delay: Duration,
     pub fail_saves: Arc<AtomicBool>,
@@ -138,9 +138,9 @@ pub struct Flaky {
     pub save_started: Arc<tokio::sync::Notify>,
 }
 
-impl Flaky {
+impl Intercepted {
     pub fn new(inner: Arc<dyn Backend>) -> Self {
-        Flaky {
+        Intercepted {
             inner,
             save_delay: Duration::ZERO,
             fail_saves: Arc::new(AtomicBool::new(false)),
@@ -155,7 +155,7 @@ impl Flaky {
 }
 
 #[async_trait::async_trait]
-impl Backend for Flaky {
+impl Backend for Intercepted {
     async fn save(&self, records: &[Record]) -> toast::Result<()> {
         self.save_started.notify_one();
         if !self.save_delay.is_zero() {
