@@ -52,15 +52,31 @@ impl ConnectUrl {
                 parsed.scheme()
             )));
         }
-        let redacted = match parsed.password() {
-            Some(_) => {
-                let mut shown = parsed.clone();
+        let secret_param = parsed.query_pairs().any(|(k, _)| is_secret_param(&k));
+        let redacted = if parsed.password().is_some() || secret_param {
+            let mut shown = parsed.clone();
+            if shown.password().is_some() {
                 // Setting a password only fails for URLs that cannot have one,
                 // and this one has one.
                 let _ = shown.set_password(Some("***"));
-                shown.to_string()
             }
-            None => redacted,
+            if secret_param {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if is_secret_param(&k) {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                shown.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            shown.to_string()
+        } else {
+            redacted
         };
         Ok(ConnectUrl {
             raw: raw.to_owned(),
@@ -137,9 +153,33 @@ impl fmt::Debug for ConnectUrl {
     }
 }
 
+/// Query parameters whose value is a secret (`?password=…`, as sqlx accepts).
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "passwd", "pwd", "secret", "token"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
 /// Redacts the password of a URL given as text, even a malformed one:
 /// `scheme://user:secret@host` → `scheme://user:***@host`.
 pub fn redact(raw: &str) -> String {
+    let shown = redact_userinfo(raw);
+    // Mask `?password=…`-style parameters too, even in text that does not parse.
+    let Some((head, query)) = shown.split_once('?') else {
+        return shown;
+    };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}?{}", masked.join("&"))
+}
+
+fn redact_userinfo(raw: &str) -> String {
     let Some((scheme, rest)) = raw.split_once("://") else {
         return raw.to_owned();
     };
@@ -168,6 +208,7 @@ mod tests {
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("not a url"), "not a url");
         assert_eq!(redact("x:// u:p w@h"), "x:// u:***@h");
+        assert_eq!(redact("p://[h?password=pw&a=1"), "p://[h?password=***&a=1");
     }
 
     #[test]
@@ -176,6 +217,17 @@ mod tests {
         assert!(err.is_validation());
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(!format!("{err:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn password_query_parameters_are_redacted() {
+        let u =
+            ConnectUrl::parse("postgres://h/db?user=app&password=hunter2&sslmode=require").unwrap();
+        assert!(!u.to_string().contains("hunter2"), "{u}");
+        assert!(u.to_string().contains("password=***"), "{u}");
+        assert!(u.to_string().contains("sslmode=require"), "{u}");
+        assert!(!format!("{u:?}").contains("hunter2"));
+        assert_eq!(u.query_param("password").as_deref(), Some("hunter2"));
     }
 
     #[test]
