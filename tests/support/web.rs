@@ -15,12 +15,6 @@ use hyper_util::rt::TokioIo;
 use toast::{Backend, Key, ListEntry, ListQuery, Record};
 use tower::ServiceExt;
 
-/// The shared PostgreSQL server of the test suite.
-pub fn postgres_url() -> String {
-    std::env::var("TOAST_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 /// A response, read to the end.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -195,11 +189,10 @@ pub struct PgSchema {
 #[cfg(feature = "postgres")]
 impl PgSchema {
     pub fn new(prefix: &str) -> PgSchema {
-        let admin_url = postgres_url();
-        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let admin_url = super::postgres::shared_url();
+        let name = super::postgres::unique_schema(prefix);
         PgSchema {
-            url: format!("{admin_url}{separator}schema={name}"),
+            url: super::postgres::with_option(&admin_url, &format!("schema={name}")),
             admin_url,
             name,
         }
