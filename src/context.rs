@@ -210,6 +210,30 @@ pub(crate) fn resolve_external<T: DeserializeOwned>(
     ctx.resolve(reference, expected).map_err(|e| ctx.park(e))
 }
 
+thread_local! {
+    /// The buffer serializations on this thread reuse: a value's JSON grows it
+    /// once, then is copied out at its exact size (a `Vec` grown by doubling
+    /// would keep up to twice the payload alive in the buffer and the cache).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Larger scratch buffers are dropped rather than kept for the next value.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// `value` as JSON bytes of exactly its length.
+fn to_exact_bytes<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Bytes> {
+    // Taken, not borrowed: a nested external serialized meanwhile finds an
+    // empty buffer and uses its own.
+    let mut buf = SCRATCH.with(std::cell::Cell::take);
+    buf.clear();
+    let result = serde_json::to_writer(&mut buf, value).map(|()| Bytes::copy_from_slice(&buf));
+    if buf.capacity() <= SCRATCH_KEEP {
+        buf.clear();
+        SCRATCH.with(|s| s.set(buf));
+    }
+    result
+}
+
 /// The id derived from a value's content: a UUID (version 8) from the BLAKE3
 /// hash of the class name and the stored bytes.
 pub fn content_id(class_name: &str, data: &[u8]) -> Uuid {
@@ -356,7 +380,7 @@ impl Context {
             st.frames.len()
         };
         let guard = FrameGuard { ctx: self, frame };
-        let data = serde_json::to_vec(value);
+        let data = to_exact_bytes(value);
         let children = guard.pop();
         let data = match data {
             Ok(data) => data,
@@ -370,7 +394,6 @@ impl Context {
         };
         let id = fixed_id.unwrap_or_else(|| content_id(&class, &data));
         let reference = Reference::new(&*class, id);
-        let data = Bytes::from(data);
         let ck = Self::cache_key(&class, id);
         let mut st = self.lock();
         if let Some(parent) = st.frames.last_mut() {
@@ -476,12 +499,18 @@ impl Context {
         for _level in 0..=MAX_DEPTH {
             let keys: Vec<Key> = {
                 let st = self.lock();
-                let mut seen = HashSet::new();
+                let mut seen = HashSet::with_capacity(pending.len());
+                let mut class: Option<Arc<str>> = None;
                 pending
                     .drain(..)
                     .filter_map(|r| {
-                        let class: Arc<str> = Arc::from(r.class_name);
-                        let ck = (class, r.id);
+                        // The references of one level mostly name one class:
+                        // share its text instead of allocating it per reference.
+                        let c = match &class {
+                            Some(c) if **c == *r.class_name => Arc::clone(c),
+                            _ => Arc::clone(class.insert(Arc::from(r.class_name))),
+                        };
+                        let ck = (c, r.id);
                         if st.cache.contains_key(&ck) || !seen.insert(ck.clone()) {
                             return None;
                         }
@@ -494,13 +523,19 @@ impl Context {
             }
             let records = self.inner.store.load_keys(&keys).await?;
             let mut st = self.lock();
+            st.cache.reserve(keys.len());
+            let all_found = records.len() == keys.len();
             for record in records {
                 pending.extend(record.refs);
                 st.cache
                     .insert((record.key.class_name, record.key.id), Some(record.data));
             }
-            for key in keys {
-                st.cache.entry((key.class_name, key.id)).or_insert(None);
+            if !all_found {
+                // The keys are distinct: when fewer records came back, the
+                // others are known to be missing.
+                for key in keys {
+                    st.cache.entry((key.class_name, key.id)).or_insert(None);
+                }
             }
         }
         Err(Error::validation(format!(

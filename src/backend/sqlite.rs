@@ -48,6 +48,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 
 /// Rows per statement on save (8 parameters each, under SQLite's 32,766).
 const SAVE_CHUNK: usize = 2_000;
+/// Payload bytes per statement on save: sqlx and SQLite each copy a
+/// statement's bound values, so big flushes go in slices of this size.
+const SAVE_CHUNK_BYTES: usize = 4 << 20;
 /// Keys per statement on load and delete (3 parameters each).
 const KEY_CHUNK: usize = 8_000;
 
@@ -210,22 +213,25 @@ impl SqliteBackend {
             .map_err(|e| self.err("commit the migrations", e))
     }
 
-    fn decode(row: &SqliteRow) -> Result<Record> {
+    /// Decodes a loaded row: `k.n` (the position of its key in `keys`), then
+    /// the stored fields. The key is taken from `keys`, so no key text is
+    /// read back or allocated again.
+    fn decode(row: &SqliteRow, keys: &[Key]) -> Result<Record> {
         let get_err = |e: sqlx::Error| Error::validation_with("corrupted SQLite record", e);
-        let tenant: String = row.try_get("tenant").map_err(get_err)?;
-        let class_name: String = row.try_get("class_name").map_err(get_err)?;
-        let id: Vec<u8> = row.try_get("id").map_err(get_err)?;
-        let id = Uuid::from_slice(&id)
-            .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?;
-        let data: Vec<u8> = row.try_get("data").map_err(get_err)?;
-        let refs: Option<String> = row.try_get("refs").map_err(get_err)?;
-        let schema_version: i64 = row.try_get("schema_version").map_err(get_err)?;
-        let created_at: i64 = row.try_get("created_at").map_err(get_err)?;
-        let updated_at: i64 = row.try_get("updated_at").map_err(get_err)?;
+        let n: i64 = row.try_get(0).map_err(get_err)?;
+        let key = usize::try_from(n)
+            .ok()
+            .and_then(|n| keys.get(n))
+            .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))?;
+        let data: &[u8] = row.try_get(1).map_err(get_err)?;
+        let refs: Option<&str> = row.try_get(2).map_err(get_err)?;
+        let schema_version: i64 = row.try_get(3).map_err(get_err)?;
+        let created_at: i64 = row.try_get(4).map_err(get_err)?;
+        let updated_at: i64 = row.try_get(5).map_err(get_err)?;
         Ok(Record {
-            key: Key::new(tenant, class_name, id),
-            data: Bytes::from(data),
-            refs: Record::parse_refs(refs.as_deref())?,
+            key: key.clone(),
+            data: Bytes::copy_from_slice(data),
+            refs: Record::parse_refs(refs)?,
             schema_version: u32::try_from(schema_version).map_err(|e| {
                 Error::validation_with("corrupted schema_version in SQLite record", e)
             })?,
@@ -243,39 +249,79 @@ fn push_keys<'a>(qb: &mut QueryBuilder<'a, Sqlite>, keys: &'a [Key]) {
     });
 }
 
+/// `records` in slices of at most [`SAVE_CHUNK`] rows and [`SAVE_CHUNK_BYTES`]
+/// of data (a single bigger record gets a slice of its own).
+fn save_chunks(records: &[Record]) -> impl Iterator<Item = &[Record]> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n = 0;
+        let mut bytes = 0;
+        while let Some(r) = rest.get(n) {
+            if n == SAVE_CHUNK || (n > 0 && bytes + r.data.len() > SAVE_CHUNK_BYTES) {
+                break;
+            }
+            bytes += r.data.len();
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// One multi-row upsert of `chunk` (a slice from [`save_chunks`]).
+fn upsert(chunk: &[Record]) -> QueryBuilder<'_, Sqlite> {
+    let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+        "INSERT INTO toast_records \
+         (tenant, class_name, id, data, refs, schema_version, created_at, updated_at) ",
+    );
+    qb.push_values(chunk, |mut row, r| {
+        let refs = (!r.refs.is_empty()).then(|| r.refs_json());
+        row.push_bind(&*r.key.tenant)
+            .push_bind(&*r.key.class_name)
+            .push_bind(r.key.id.as_bytes().as_slice())
+            .push_bind(r.data.as_ref())
+            .push_bind(refs)
+            .push_bind(i64::from(r.schema_version))
+            .push_bind(r.created_at.timestamp_micros())
+            .push_bind(r.updated_at.timestamp_micros());
+    });
+    qb.push(
+        " ON CONFLICT (tenant, class_name, id) DO UPDATE SET \
+         data = excluded.data, refs = excluded.refs, \
+         schema_version = excluded.schema_version, updated_at = excluded.updated_at",
+    );
+    qb
+}
+
 #[async_trait]
 impl Backend for SqliteBackend {
     async fn save(&self, records: &[Record]) -> Result<()> {
-        if records.is_empty() {
+        let mut chunks = save_chunks(records).peekable();
+        let Some(first) = chunks.next() else {
             return Ok(());
+        };
+        if chunks.peek().is_none() {
+            // One statement is atomic on its own (autocommit): no BEGIN and
+            // COMMIT, which would be two more trips to the connection's thread.
+            return upsert(first)
+                .build()
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.err("save records", e));
         }
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(|e| self.err("begin a transaction", e))?;
-        for chunk in records.chunks(SAVE_CHUNK) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-                "INSERT INTO toast_records \
-                 (tenant, class_name, id, data, refs, schema_version, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, r| {
-                let refs = (!r.refs.is_empty()).then(|| r.refs_json());
-                row.push_bind(&*r.key.tenant)
-                    .push_bind(&*r.key.class_name)
-                    .push_bind(r.key.id.as_bytes().as_slice())
-                    .push_bind(r.data.as_ref())
-                    .push_bind(refs)
-                    .push_bind(i64::from(r.schema_version))
-                    .push_bind(r.created_at.timestamp_micros())
-                    .push_bind(r.updated_at.timestamp_micros());
-            });
-            qb.push(
-                " ON CONFLICT (tenant, class_name, id) DO UPDATE SET \
-                 data = excluded.data, refs = excluded.refs, \
-                 schema_version = excluded.schema_version, updated_at = excluded.updated_at",
-            );
-            qb.build()
+        for chunk in std::iter::once(first).chain(chunks) {
+            upsert(chunk)
+                .build()
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err("save records", e))?;
@@ -288,20 +334,28 @@ impl Backend for SqliteBackend {
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(KEY_CHUNK) {
-            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("WITH k(t, c, i) AS (");
-            push_keys(&mut qb, chunk);
+            let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new("WITH k(n, t, c, i) AS (");
+            qb.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {
+                row.push(n)
+                    .push_bind(&*key.tenant)
+                    .push_bind(&*key.class_name)
+                    .push_bind(key.id.as_bytes().as_slice());
+            });
             qb.push(
-                ") SELECT r.tenant, r.class_name, r.id, r.data, r.refs, r.schema_version, \
-                 r.created_at, r.updated_at FROM k JOIN toast_records r \
+                ") SELECT k.n, r.data, r.refs, r.schema_version, r.created_at, r.updated_at \
+                 FROM k JOIN toast_records r \
                  ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i",
             );
-            let rows = qb
+            // Each row is decoded as it arrives and dropped: the rows of a
+            // chunk and their records are never all in memory at once.
+            let records = qb
                 .build()
+                .try_map(|row: SqliteRow| Ok(Self::decode(&row, chunk)))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.err("load records", e))?;
-            for row in &rows {
-                out.push(Self::decode(row)?);
+            for record in records {
+                out.push(record?);
             }
         }
         Ok(out)
