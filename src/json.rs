@@ -369,3 +369,45 @@ impl<'de> Visitor<'de> for Walk<'_> {
         Ok(Node::Other)
     }
 }
+
+/// Loads the value `reference` names through the current scope: its cache
+/// first, then one backend round trip per nesting level for what is missing.
+///
+/// Unlike [`crate::Store::get`], which uses a context of its own, the loaded
+/// records stay in the scope's cache, so serializing the value again in the
+/// same scope writes nothing that did not change.
+///
+/// # Errors
+///
+/// As [`from_json`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> toast::Result<()> {
+/// let store = toast::Store::memory();
+/// let r = store.put(&vec![1u8, 2]).await?;
+/// let v: Vec<u8> = toast::scope(store, toast::load(&r)).await??;
+/// assert_eq!(v, [1, 2]);
+/// # Ok(()) }
+/// ```
+pub async fn load<T: DeserializeOwned>(reference: &Reference) -> Result<T> {
+    let mut values = load_many::<T>(std::slice::from_ref(reference)).await?;
+    values
+        .pop()
+        .ok_or_else(|| Error::not_found(&reference.class_name, reference.id))
+}
+
+/// [`load`] for several references of one type, in their order, with one
+/// backend round trip per nesting level for all of them together.
+///
+/// # Errors
+///
+/// As [`from_json`], for the first reference that fails.
+pub async fn load_many<T: DeserializeOwned>(references: &[Reference]) -> Result<Vec<T>> {
+    let ctx = current_or_err()?;
+    ctx.clear_parked();
+    ctx.prefetch(references.to_vec()).await?;
+    ctx.decode_all::<T>(references)
+}

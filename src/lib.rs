@@ -57,6 +57,7 @@
 //! - [`Store`]: connect by URL, tenants, `put` / `get` / `delete` / `list`, [`Stats`].
 //! - [`Backend`] and [`register_backend`]: bring your own storage.
 //! - [`blocking`]: the same without async.
+//! - `tower` (feature `tower`): per-request scopes for tower / axum services.
 //!
 //! ## Cargo features
 //!
@@ -94,7 +95,8 @@ pub use context::{content_id, current, flush, scope, take_error, Context, MAX_DE
 pub use error::{BoxError, Error, Result};
 pub use identity::External;
 pub use json::{
-    collect_references, from_json, from_slice, from_value, prefetch, to_json, to_value, to_vec,
+    collect_references, from_json, from_slice, from_value, load, load_many, prefetch, to_json,
+    to_value, to_vec,
 };
 pub use record::{Key, ListEntry, ListQuery, Record, RECORD_SCHEMA_VERSION};
 pub use reference::{class_name, Named, Reference};

@@ -192,3 +192,48 @@ async fn a_backend_returning_foreign_records_cannot_leak_them() {
         .unwrap_err()
         .is_not_found());
 }
+
+#[tokio::test]
+async fn load_in_a_scope_shares_its_cache_so_rewriting_unchanged_values_stores_nothing() {
+    let store = Store::memory();
+    let folder = Folder {
+        notes: vec![Note { text: "n".into() }],
+    };
+    let json = toast::scope(store.clone(), toast::to_json(&folder))
+        .await
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let notes_ref: Reference = serde_json::from_value(v["notes"].clone()).unwrap();
+    let before = store.stats();
+    toast::scope(store.clone(), async {
+        let notes: Vec<Note> = toast::load(&notes_ref).await.unwrap();
+        let again: Vec<Vec<Note>> = toast::load_many(&[notes_ref.clone(), notes_ref.clone()])
+            .await
+            .unwrap();
+        assert_eq!(again, vec![notes.clone(), notes.clone()]);
+        // Writing the loaded value back unchanged buffers nothing.
+        let rewritten = toast::to_json(&Folder { notes }).await.unwrap();
+        assert_eq!(rewritten, json);
+        let missing = toast::Reference::new("Vec<Note>", uuid::Uuid::new_v4());
+        assert!(toast::load::<Vec<Note>>(&missing)
+            .await
+            .unwrap_err()
+            .is_not_found());
+    })
+    .await
+    .unwrap();
+    let used = store.stats().since(&before);
+    assert_eq!(
+        used.load_calls, 2,
+        "one for the first load, one for the missing reference"
+    );
+    assert_eq!(used.save_calls, 0);
+    assert!(
+        toast::load::<Vec<Note>>(&notes_ref)
+            .await
+            .unwrap_err()
+            .is_validation(),
+        "outside a scope"
+    );
+}

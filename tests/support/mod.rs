@@ -4,6 +4,7 @@
 pub mod flaky;
 pub mod postgres;
 pub mod redis;
+pub mod web;
 
 /// A tenant name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {

@@ -1,0 +1,587 @@
+//! A Todo service on axum 0.8 with toast as its storage: every user is a
+//! tenant, every request runs in a toast scope (`toast::tower::ScopeLayer`),
+//! and each todo's large `details` value travels as an external.
+//!
+//! ```text
+//! cargo run --example todo_service                    # sqlite://todo.db on 127.0.0.1:3000
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/todo \
+//!     cargo run --example todo_service --features postgres
+//! ```
+//!
+//! # Configuration (see `examples/.env.example`)
+//!
+//! - `TODO_ADDR`: where to listen (default `127.0.0.1:3000`).
+//! - `DATABASE_URL`: the store (default `sqlite://todo.db`; `postgres://…`
+//!   with the `postgres` feature, or any scheme toast knows). Migrations are
+//!   applied by `Store::connect` at start.
+//!
+//! # API
+//!
+//! Every request needs `Authorization: Bearer <user>` (401 otherwise); the
+//! user is the toast tenant, so a user never sees another user's todos: they
+//! answer 404, exactly like todos that do not exist.
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `POST /todos` `{"title": "…", "details"?: {"notes": "…", "checklist": [{"text": "…", "done": false}]}}` | 201, the todo (`Location: /todos/{id}`) |
+//! | `GET /todos?limit=&offset=` | 200, the caller's todos, newest first (`limit` 0..=100, default 20; `offset` default 0) |
+//! | `GET /todos/{id}` | 200, the todo |
+//! | `PUT /todos/{id}` `{"title"?, "completed"?, "details"?}` | 200, the updated todo |
+//! | `DELETE /todos/{id}` | 204 (the todo and its details are deleted) |
+//! | `POST /todos/{id}/toggle` | 200, the todo after the toggle |
+//! | `GET /details/{id}` | 200, the details value a todo's `details` reference names |
+//!
+//! A todo is
+//!
+//! ```json
+//! {"id": "6f9c…", "title": "Write the report", "completed": false,
+//!  "created_at": "2025-01-01T12:00:00.000001Z", "updated_at": "2025-01-01T12:00:00.000001Z",
+//!  "details": {"class_name": "Details", "id": "6f9c…"}}
+//! ```
+//!
+//! `details` is the toast reference of the todo's details (notes and a
+//! checklist, possibly large), stored out of line in the caller's tenant
+//! before the response leaves the service. Its id is the todo's id; a client
+//! resolves it with `GET /details/{id}`. `PUT` accepts `details` either as a
+//! new value or as the todo's own reference (unchanged), so a todo read with
+//! `GET` can be sent back as it is; `id` (if given) must match the path, and
+//! `created_at` / `updated_at` are read-only and ignored.
+//!
+//! Errors are `{"error": "<message>"}`: 400 for malformed JSON, unknown
+//! fields, an empty title, an id that is not a UUID or a bad query string;
+//! 401 without a bearer user; 404 for anything that is not the caller's;
+//! 413 for a body over axum's default limit (2 MB); 500 (logged) when the
+//! storage fails, with an empty body when storing a request's writes failed
+//! (the layer drops the response that would have named them).
+//!
+//! On Ctrl-C or SIGTERM the server stops accepting connections, lets the
+//! requests in flight finish (their writes are flushed by the layer), then
+//! closes the store.
+
+use std::future::Future;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use toast::tower::ScopeLayer;
+use toast::{External, Reference, Store};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+/// `limit` when the query string gives none.
+pub const DEFAULT_LIMIT: u64 = 20;
+/// The largest `limit` accepted.
+pub const MAX_LIMIT: u64 = 100;
+/// The longest title accepted, in characters.
+pub const MAX_TITLE: usize = 500;
+
+/// A todo as stored (one `External<Todo>` per todo, its id the todo's id)
+/// and as sent to clients.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Todo {
+    pub id: Uuid,
+    pub title: String,
+    pub completed: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Stored out of line under the todo's id; serialized as its reference.
+    pub details: External<Details>,
+}
+
+/// The large part of a todo.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Details {
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default)]
+    pub checklist: Vec<ChecklistItem>,
+}
+
+/// One line of a checklist.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    pub text: String,
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// The service: every route inside a toast scope over the caller's tenant.
+pub fn app(store: Store) -> Router {
+    Router::new()
+        .route("/todos", post(create_todo).get(list_todos))
+        .route(
+            "/todos/{id}",
+            get(get_todo).put(update_todo).delete(delete_todo),
+        )
+        .route("/todos/{id}/toggle", post(toggle_todo))
+        .route("/details/{id}", get(get_details))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        // The tenant is the bearer user; requests without one run over the
+        // store's own tenant, and the `User` extractor answers 401 before
+        // any handler touches storage.
+        .layer(ScopeLayer::with_tenant(
+            store,
+            |request: &Request<axum::body::Body>| bearer_user(request.headers()),
+        ))
+}
+
+/// Serves `app(store)` on `listener` until `shutdown` completes, then lets
+/// the requests in flight finish (and flush) before returning.
+///
+/// # Errors
+///
+/// The listener's I/O error.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(store))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let addr = std::env::var("TODO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://todo.db".to_owned());
+
+    // Connects and applies the migrations. The error names the cause and the
+    // remedy, with the password redacted from the URL.
+    let store = match Store::connect(&url).await {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("cannot open DATABASE_URL: {error}");
+            std::process::exit(1);
+        }
+    };
+    let listener = TcpListener::bind(&addr).await?;
+    tracing::info!(
+        "todo service on http://{} with {}",
+        listener.local_addr()?,
+        store.url()
+    );
+    serve(listener, store.clone(), shutdown_signal()).await?;
+    store.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+// ---------------------------------------------------------------- auth
+
+/// The user of `Authorization: Bearer <user>`, if the header is there and
+/// well-formed (a non-empty token of at most 256 visible characters).
+pub fn bearer_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    let valid = scheme.eq_ignore_ascii_case("bearer")
+        && !token.is_empty()
+        && token.len() <= 256
+        && !token.contains(char::is_whitespace);
+    valid.then(|| token.to_owned())
+}
+
+/// The authenticated caller; its rejection is 401.
+#[derive(Debug, Clone)]
+pub struct User(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        bearer_user(&parts.headers)
+            .map(User)
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+impl User {
+    /// The request's store (the scope's), checked to be this user's tenant.
+    fn store(&self) -> Result<Store, ApiError> {
+        let ctx = toast::current()
+            .ok_or_else(|| ApiError::internal("the request runs outside a toast scope"))?;
+        if ctx.store().tenant_name() != self.0 {
+            return Err(ApiError::internal(
+                "the request's toast scope is not the caller's tenant",
+            ));
+        }
+        Ok(ctx.store().clone())
+    }
+}
+
+// ---------------------------------------------------------------- errors
+
+/// An error answer: `{"error": message}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "missing or malformed `Authorization: Bearer <user>` header".into(),
+        }
+    }
+
+    fn internal(message: &str) -> Self {
+        tracing::error!("{message}");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal error".into(),
+        }
+    }
+
+    /// A storage error: 404 for a missing record, 500 (logged) otherwise.
+    fn storage(error: toast::Error, what: &str, id: Uuid) -> Self {
+        if error.is_not_found() {
+            return ApiError::not_found(format!("{what} {id} not found"));
+        }
+        tracing::error!(%error, "storage failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "storage error".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+// ---------------------------------------------------------------- input
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTodo {
+    title: String,
+    #[serde(default)]
+    details: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateTodo {
+    #[serde(default)]
+    id: Option<Uuid>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    completed: Option<bool>,
+    #[serde(default)]
+    details: Option<Value>,
+    // Read-only; accepted so that a todo read with GET can be sent back.
+    #[serde(default, rename = "created_at")]
+    _created_at: Option<Value>,
+    #[serde(default, rename = "updated_at")]
+    _updated_at: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text)
+        .map_err(|_| ApiError::bad_request(format!("invalid id {text:?}: expected a UUID")))
+}
+
+fn check_title(title: &str) -> Result<(), ApiError> {
+    if title.trim().is_empty() {
+        return Err(ApiError::bad_request("title must not be empty"));
+    }
+    if title.chars().count() > MAX_TITLE {
+        return Err(ApiError::bad_request(format!(
+            "title is longer than {MAX_TITLE} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// What the client sent as `details`: a new value, or the todo's own
+/// reference (meaning: unchanged).
+enum DetailsInput {
+    Value(Details),
+    Unchanged,
+}
+
+fn parse_details(value: Value, own: Option<&Reference>) -> Result<DetailsInput, ApiError> {
+    let is_reference = matches!(&value, Value::Object(map)
+        if map.len() == 2 && map.contains_key("class_name") && map.contains_key("id"));
+    if is_reference {
+        let reference: Reference = serde_json::from_value(value)
+            .map_err(|e| ApiError::bad_request(format!("invalid details reference: {e}")))?;
+        return match own {
+            Some(own) if *own == reference => Ok(DetailsInput::Unchanged),
+            _ => Err(ApiError::bad_request(
+                "details must be a value {\"notes\", \"checklist\"}; a reference is only \
+                 accepted when it is the todo's own",
+            )),
+        };
+    }
+    serde_json::from_value(value)
+        .map(DetailsInput::Value)
+        .map_err(|e| ApiError::bad_request(format!("invalid details: {e}")))
+}
+
+// ---------------------------------------------------------------- storage
+
+fn todo_reference(id: Uuid) -> Reference {
+    Reference::new(&*toast::class_name::<Todo>(), id)
+}
+
+fn details_reference(id: Uuid) -> Reference {
+    Reference::new(&*toast::class_name::<Details>(), id)
+}
+
+/// Loads the todo `id` of the scope's tenant (and its details) into the
+/// request's scope: one round trip per nesting level, and the response can
+/// re-serialize the details without writing them again.
+async fn load_todo(id: Uuid) -> Result<Todo, ApiError> {
+    let reference = serde_json::to_value(todo_reference(id))
+        .map_err(|_| ApiError::internal("cannot encode a reference"))?;
+    toast::from_value::<External<Todo>>(reference)
+        .await
+        .map(External::into_inner)
+        .map_err(|e| ApiError::storage(e, "todo", id))
+}
+
+/// Buffers the todo (and its details if they changed) in the request's
+/// scope; the layer stores them before the response leaves the service.
+fn stage(todo: Todo) -> Result<Todo, ApiError> {
+    let id = todo.id;
+    let stored = External::with_id(todo, id);
+    serde_json::to_value(&stored)
+        .map_err(|e| ApiError::storage(toast::Error::from(e), "todo", id))?;
+    Ok(stored.into_inner())
+}
+
+// ---------------------------------------------------------------- handlers
+
+async fn create_todo(user: User, body: Bytes) -> Result<Response, ApiError> {
+    let input: CreateTodo = parse_body(&body)?;
+    check_title(&input.title)?;
+    let details = match input.details {
+        None => Details::default(),
+        Some(value) => match parse_details(value, None)? {
+            DetailsInput::Value(details) => details,
+            DetailsInput::Unchanged => Details::default(),
+        },
+    };
+    user.store()?;
+    let id = Uuid::new_v4();
+    let now = Utc::now();
+    let todo = Todo {
+        id,
+        title: input.title,
+        completed: false,
+        created_at: now,
+        updated_at: now,
+        details: External::with_id(details, id),
+    };
+    let todo = stage(todo)?;
+    let location = HeaderValue::from_str(&format!("/todos/{id}"))
+        .map_err(|_| ApiError::internal("cannot encode the Location header"))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(todo),
+    )
+        .into_response())
+}
+
+async fn list_todos(
+    user: User,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<Todo>>, ApiError> {
+    let Query(params) = query
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be at most {MAX_LIMIT}"
+        )));
+    }
+    let offset = params.offset.unwrap_or(0);
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::bad_request("offset is too large"));
+    }
+    let store = user.store()?;
+    let references = store
+        .list_of::<Todo>(offset, limit)
+        .await
+        .map_err(|e| ApiError::storage(e, "todo list", Uuid::nil()))?;
+    // Every todo, then every details value: two round trips for the page.
+    toast::prefetch(references.clone())
+        .await
+        .map_err(|e| ApiError::storage(e, "todo list", Uuid::nil()))?;
+    let mut todos = Vec::with_capacity(references.len());
+    for reference in references {
+        match load_todo(reference.id).await {
+            Ok(todo) => todos.push(todo),
+            // Deleted since it was listed.
+            Err(e) if e.status == StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(todos))
+}
+
+async fn get_todo(user: User, Path(id): Path<String>) -> Result<Json<Todo>, ApiError> {
+    let id = parse_id(&id)?;
+    user.store()?;
+    load_todo(id).await.map(Json)
+}
+
+async fn update_todo(
+    user: User,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Todo>, ApiError> {
+    let id = parse_id(&id)?;
+    let input: UpdateTodo = parse_body(&body)?;
+    if input.id.is_some_and(|given| given != id) {
+        return Err(ApiError::bad_request(
+            "the id in the body does not match the id in the path",
+        ));
+    }
+    if input.title.is_none() && input.completed.is_none() && input.details.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to update: give title, completed or details",
+        ));
+    }
+    if let Some(title) = &input.title {
+        check_title(title)?;
+    }
+    let details = match input.details {
+        None => DetailsInput::Unchanged,
+        Some(value) => parse_details(value, Some(&details_reference(id)))?,
+    };
+    user.store()?;
+    let mut todo = load_todo(id).await?;
+    if let Some(title) = input.title {
+        todo.title = title;
+    }
+    if let Some(completed) = input.completed {
+        todo.completed = completed;
+    }
+    if let DetailsInput::Value(details) = details {
+        *todo.details = details;
+    }
+    todo.updated_at = Utc::now();
+    stage(todo).map(Json)
+}
+
+async fn delete_todo(user: User, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let store = user.store()?;
+    // The todo and its details in one backend call.
+    let keys = [
+        store.key_for(&todo_reference(id)),
+        store.key_for(&details_reference(id)),
+    ];
+    let deleted = store
+        .backend()
+        .delete(&keys)
+        .await
+        .map_err(|e| ApiError::storage(e, "todo", id))?;
+    if deleted == 0 {
+        return Err(ApiError::not_found(format!("todo {id} not found")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn toggle_todo(user: User, Path(id): Path<String>) -> Result<Json<Todo>, ApiError> {
+    let id = parse_id(&id)?;
+    user.store()?;
+    let mut todo = load_todo(id).await?;
+    todo.completed = !todo.completed;
+    todo.updated_at = Utc::now();
+    stage(todo).map(Json)
+}
+
+async fn get_details(user: User, Path(id): Path<String>) -> Result<Json<Details>, ApiError> {
+    let id = parse_id(&id)?;
+    user.store()?;
+    let reference = serde_json::to_value(details_reference(id))
+        .map_err(|_| ApiError::internal("cannot encode a reference"))?;
+    toast::from_value::<External<Details>>(reference)
+        .await
+        .map(|details| Json(details.into_inner()))
+        .map_err(|e| ApiError::storage(e, "details", id))
+}
