@@ -44,10 +44,14 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
+#[cfg(feature = "postgres")]
 const POSTGRES_FALLBACK: &str = "postgres://postgres@127.0.0.1:5432/test";
+#[cfg(feature = "redis")]
 const REDIS_FALLBACK: &str = "redis://127.0.0.1:6379/";
 /// Pool sizes given to toast and to the baseline alike.
+#[cfg(feature = "sqlite")]
 const SQLITE_POOL: u32 = 4;
+#[cfg(feature = "postgres")]
 const POSTGRES_POOL: u32 = 10;
 
 const ITEM_BYTES: usize = 1024;
@@ -620,6 +624,7 @@ struct Target {
     raw: Arc<Raw>,
 }
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
 fn env_url(var: &str, fallback: &str) -> String {
     std::env::var(var)
         .ok()
@@ -627,6 +632,7 @@ fn env_url(var: &str, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned())
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
 async fn connect_store(url: &str) -> R<toast::Store> {
     match tokio::time::timeout(Duration::from_secs(20), toast::Store::connect(url)).await {
         Ok(Ok(store)) => Ok(store.tenant(format!("bench-{}", Uuid::new_v4()))),
