@@ -240,8 +240,7 @@ pub fn flush() -> Result<()> {
 /// As [`crate::from_json`].
 pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
     let (ctx, handle) = blocking_context()?;
-    let references = crate::json::collect_references(&mut serde_json::Deserializer::from_str(text))
-        .map_err(|e| Error::validation_with(format!("invalid document: {e}"), e))?;
+    let references = crate::json::references_in_json(text.as_bytes())?;
     handle.block_on(ctx.prefetch(references))?;
     serde_json::from_str(text).map_err(Error::from)
 }

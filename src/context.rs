@@ -482,7 +482,17 @@ impl Context {
         })
     }
 
-    /// Decodes already-prefetched references (for `Store::get_many`).
+    /// Prefetches `references` (one round trip per nesting level), then decodes
+    /// them in this context: `Store::get_many` and `toast::load_many`.
+    pub(crate) async fn load_many<T: DeserializeOwned>(
+        &self,
+        references: &[Reference],
+    ) -> Result<Vec<T>> {
+        self.prefetch(references.to_vec()).await?;
+        self.decode_all::<T>(references)
+    }
+
+    /// Decodes already-prefetched references.
     pub(crate) fn decode_all<T: DeserializeOwned>(
         &self,
         references: &[Reference],

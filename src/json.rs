@@ -118,13 +118,14 @@ pub async fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
 pub async fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let ctx = current_or_err()?;
     ctx.clear_parked();
-    let references = {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        collect_references(&mut de)
-            .map_err(|e| Error::validation_with(format!("invalid document: {e}"), e))?
-    };
-    ctx.prefetch(references).await?;
+    ctx.prefetch(references_in_json(bytes)?).await?;
     decode(&ctx, || serde_json::from_slice(bytes))
+}
+
+/// The references in a JSON document, a malformed one being a validation error.
+pub(crate) fn references_in_json(bytes: &[u8]) -> Result<Vec<Reference>> {
+    collect_references(&mut serde_json::Deserializer::from_slice(bytes))
+        .map_err(|e| Error::validation_with(format!("invalid document: {e}"), e))
 }
 
 /// [`from_json`] from a `serde_json::Value`.
@@ -408,6 +409,5 @@ pub async fn load<T: DeserializeOwned>(reference: &Reference) -> Result<T> {
 pub async fn load_many<T: DeserializeOwned>(references: &[Reference]) -> Result<Vec<T>> {
     let ctx = current_or_err()?;
     ctx.clear_parked();
-    ctx.prefetch(references.to_vec()).await?;
-    ctx.decode_all::<T>(references)
+    ctx.load_many(references).await
 }

@@ -250,9 +250,7 @@ impl Store {
     ///
     /// As [`Store::get`], for the first reference that fails.
     pub async fn get_many<T: DeserializeOwned>(&self, references: &[Reference]) -> Result<Vec<T>> {
-        let ctx = Context::new(self.clone(), None);
-        ctx.prefetch(references.to_vec()).await?;
-        ctx.decode_all::<T>(references)
+        Context::new(self.clone(), None).load_many(references).await
     }
 
     /// Loads the raw record `reference` names, with its timestamps.
