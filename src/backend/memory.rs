@@ -9,17 +9,60 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
+use crate::reference::Reference;
 use crate::url::ConnectUrl;
 
-/// Records in a map, behind a lock that is never held across an `.await`.
+/// Records in maps, behind a lock that is never held across an `.await`.
+///
+/// Tenant → class → id: a batch of one document's externals finds its
+/// tenant and class once (looked up by `&str`, without touching the shared
+/// `Arc`s' counts), then hashes only ids; a listing reads one class's map
+/// instead of every record.
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     name: String,
-    records: RwLock<HashMap<Key, Record>>,
+    tenants: RwLock<Tenants>,
+}
+
+type Tenants = HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Uuid, Stored>>>;
+
+/// A record without its key (the maps it sits in are the key).
+#[derive(Debug)]
+struct Stored {
+    data: Bytes,
+    refs: Vec<Reference>,
+    schema_version: u32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Stored {
+    fn record(&self, key: &Key) -> Record {
+        Record {
+            key: key.clone(),
+            data: self.data.clone(),
+            refs: self.refs.clone(),
+            schema_version: self.schema_version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Splits `items` into runs of consecutive items whose keys share a tenant
+/// and a class (a batch is usually one run).
+fn runs<T>(items: &[T], key: impl Fn(&T) -> &Key) -> impl Iterator<Item = &[T]> {
+    items.chunk_by(move |a, b| {
+        let (a, b) = (key(a), key(b));
+        *a.tenant == *b.tenant && *a.class_name == *b.class_name
+    })
 }
 
 static NAMED: LazyLock<Mutex<BTreeMap<String, Arc<MemoryBackend>>>> =
@@ -38,7 +81,7 @@ pub(crate) fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
         .or_insert_with(|| {
             Arc::new(MemoryBackend {
                 name: name.to_owned(),
-                records: RwLock::default(),
+                tenants: RwLock::default(),
             })
         })
         .clone();
@@ -53,7 +96,10 @@ impl MemoryBackend {
 
     /// How many records it holds, over all tenants.
     pub fn len(&self) -> usize {
-        self.records.read().map(|m| m.len()).unwrap_or(0)
+        self.tenants
+            .read()
+            .map(|t| t.values().flat_map(HashMap::values).map(HashMap::len).sum())
+            .unwrap_or(0)
     }
 
     /// Whether it holds no record.
@@ -66,22 +112,60 @@ impl MemoryBackend {
     }
 }
 
+/// The records of one tenant's class, if it has any.
+fn class<'a>(
+    tenants: &'a Tenants,
+    tenant: &str,
+    class_name: &str,
+) -> Option<&'a HashMap<Uuid, Stored>> {
+    tenants.get(tenant)?.get(class_name)
+}
+
+/// The records of `key`'s tenant and class, made empty when missing.
+fn class_mut<'a>(tenants: &'a mut Tenants, key: &Key) -> Result<&'a mut HashMap<Uuid, Stored>> {
+    // Looked up by `&str`: `entry` takes owned keys, i.e. a clone of `Arc`s
+    // every task shares (a contended count) on every save.
+    if !tenants.contains_key(&*key.tenant) {
+        tenants.insert(Arc::clone(&key.tenant), HashMap::new());
+    }
+    let classes = tenants
+        .get_mut(&*key.tenant)
+        .ok_or_else(|| Error::backend_msg("memory backend: tenant map vanished"))?;
+    if !classes.contains_key(&*key.class_name) {
+        classes.insert(Arc::clone(&key.class_name), HashMap::new());
+    }
+    classes
+        .get_mut(&*key.class_name)
+        .ok_or_else(|| Error::backend_msg("memory backend: class map vanished"))
+}
+
 #[async_trait]
 impl Backend for MemoryBackend {
     async fn save(&self, records: &[Record]) -> Result<()> {
-        let mut map = self.records.write().map_err(|_| Self::poisoned())?;
-        map.reserve(records.len());
-        for record in records {
-            // One hash per record (a lookup, then an insert, hashed the key twice).
-            match map.entry(record.key.clone()) {
-                Entry::Occupied(mut existing) => {
-                    let created_at = existing.get().created_at;
-                    let existing = existing.get_mut();
-                    *existing = record.clone();
-                    existing.created_at = created_at;
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(record.clone());
+        let mut tenants = self.tenants.write().map_err(|_| Self::poisoned())?;
+        for run in runs(records, |r| &r.key) {
+            let ids = class_mut(&mut tenants, &run[0].key)?;
+            ids.reserve(run.len());
+            for record in run {
+                let stored = Stored {
+                    data: record.data.clone(),
+                    refs: record.refs.clone(),
+                    schema_version: record.schema_version,
+                    created_at: record.created_at,
+                    updated_at: record.updated_at,
+                };
+                // One hash per record; an update keeps the first created_at.
+                match ids.entry(record.key.id) {
+                    Entry::Occupied(mut existing) => {
+                        let created_at = existing.get().created_at;
+                        *existing.get_mut() = Stored {
+                            created_at,
+                            ..stored
+                        };
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(stored);
+                    }
                 }
             }
         }
@@ -89,24 +173,53 @@ impl Backend for MemoryBackend {
     }
 
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
-        let map = self.records.read().map_err(|_| Self::poisoned())?;
-        Ok(keys.iter().filter_map(|k| map.get(k).cloned()).collect())
+        let tenants = self.tenants.read().map_err(|_| Self::poisoned())?;
+        let mut out = Vec::with_capacity(keys.len());
+        for run in runs(keys, |k| k) {
+            let Some(ids) = class(&tenants, &run[0].tenant, &run[0].class_name) else {
+                continue;
+            };
+            out.extend(
+                run.iter()
+                    .filter_map(|k| ids.get(&k.id).map(|stored| stored.record(k))),
+            );
+        }
+        Ok(out)
     }
 
     async fn delete(&self, keys: &[Key]) -> Result<u64> {
-        let mut map = self.records.write().map_err(|_| Self::poisoned())?;
-        Ok(keys.iter().filter(|k| map.remove(*k).is_some()).count() as u64)
+        let mut tenants = self.tenants.write().map_err(|_| Self::poisoned())?;
+        let mut deleted = 0;
+        for run in runs(keys, |k| k) {
+            let (tenant, class_name) = (&*run[0].tenant, &*run[0].class_name);
+            let Some(classes) = tenants.get_mut(tenant) else {
+                continue;
+            };
+            let Some(ids) = classes.get_mut(class_name) else {
+                continue;
+            };
+            deleted += run.iter().filter(|k| ids.remove(&k.id).is_some()).count() as u64;
+            if ids.is_empty() {
+                classes.remove(class_name);
+                if classes.is_empty() {
+                    tenants.remove(tenant);
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<ListEntry>> {
-        let map = self.records.read().map_err(|_| Self::poisoned())?;
-        let mut entries: Vec<ListEntry> = map
-            .values()
-            .filter(|r| r.key.tenant == query.tenant && r.key.class_name == query.class_name)
-            .map(|r| ListEntry {
-                id: r.key.id,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
+        let tenants = self.tenants.read().map_err(|_| Self::poisoned())?;
+        let Some(ids) = class(&tenants, &query.tenant, &query.class_name) else {
+            return Ok(Vec::new());
+        };
+        let mut entries: Vec<ListEntry> = ids
+            .iter()
+            .map(|(id, stored)| ListEntry {
+                id: *id,
+                created_at: stored.created_at,
+                updated_at: stored.updated_at,
             })
             .collect();
         entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
