@@ -1117,8 +1117,31 @@ async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
     )
     .await?;
     let mut row = Row::measured(t.which.name(), "write_1k", &m).with_ratio_target(1.25, "≤ 1.25");
-    row.note = "new rows every rep on both sides".into();
+    // The content ids toast must compute (DESIGN.md: an id is a hash of the
+    // class and the bytes), timed alone: the part of toast's time no
+    // implementation can skip, set against the baseline's whole time.
+    let ids_us = content_ids_us(&fx.payloads);
+    row.note = format!(
+        "new rows every rep on both sides; content ids alone {} ({:.2} × baseline)",
+        fmt_us(ids_us),
+        ids_us / row.baseline_us.unwrap_or(f64::NAN)
+    );
+    row.extra = vec![("content_ids_us", ((ids_us * 10.0).round() / 10.0).into())];
     Ok(row)
+}
+
+/// Median time of hashing every payload into its content id (51 reps).
+fn content_ids_us(payloads: &[(Uuid, Bytes)]) -> f64 {
+    let mut samples: Vec<f64> = (0..51)
+        .map(|_| {
+            let start = Instant::now();
+            for (_, bytes) in payloads {
+                std::hint::black_box(toast::content_id("ExtItem", bytes));
+            }
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    median(&mut samples)
 }
 
 async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {

@@ -196,12 +196,12 @@ pub(crate) fn take_parked_matching(serde_message: &str) -> Option<Error> {
 }
 
 /// Serializes `value` as an external of `class` in the current context and
-/// returns its reference, or the message of the (parked) error.
+/// returns its class and id, or the message of the (parked) error.
 pub(crate) fn store_external<T: Serialize + ?Sized>(
     value: &T,
     class: Arc<str>,
     id: Option<Uuid>,
-) -> std::result::Result<Reference, String> {
+) -> std::result::Result<(Arc<str>, Uuid), String> {
     let Some(ctx) = current() else {
         return Err(NO_SCOPE.to_owned());
     };
@@ -209,16 +209,17 @@ pub(crate) fn store_external<T: Serialize + ?Sized>(
         .map_err(|e| ctx.park(e))
 }
 
-/// Resolves `reference` in the current context (cache, or fetch on the spot),
-/// or returns the message of the (parked) error.
+/// Resolves the reference `(class, id)` in the current context (cache, or
+/// fetch on the spot), or returns the message of the (parked) error.
 pub(crate) fn resolve_external<T: DeserializeOwned>(
-    reference: &Reference,
+    class: &str,
+    id: Uuid,
     expected: Arc<str>,
 ) -> std::result::Result<T, String> {
     let Some(ctx) = current() else {
         return Err(NO_SCOPE.to_owned());
     };
-    ctx.resolve(reference, expected).map_err(|e| ctx.park(e))
+    ctx.resolve(class, id, expected).map_err(|e| ctx.park(e))
 }
 
 thread_local! {
@@ -245,17 +246,35 @@ fn to_exact_bytes<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Bytes>
     result
 }
 
-/// The id derived from a value's content: a UUID (version 8) from the BLAKE3
-/// hash of the class name and the stored bytes.
+/// The id derived from a value's content: a UUID (version 8) from the SHA-256
+/// hash of the class name, a NUL byte and the stored bytes.
+///
+/// SHA-256 rather than a faster non-cryptographic hash: equal ids must mean
+/// equal content even when a value is crafted to collide with another one
+/// (an id names a record that documents of other writers may share). On CPUs
+/// with the SHA extensions (detected at run time) it hashes values of a few
+/// KiB faster than BLAKE3, whose parallelism needs larger inputs: 0.55–0.7 of
+/// BLAKE3's time for 1 KiB values on the machine of BENCHMARKS.md.
 pub fn content_id(class_name: &str, data: &[u8]) -> Uuid {
-    let mut hasher = blake3::Hasher::new();
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
     hasher.update(class_name.as_bytes());
-    hasher.update(&[0]);
+    hasher.update([0u8]);
     hasher.update(data);
     let hash = hasher.finalize();
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash.as_bytes()[..16]);
+    bytes.copy_from_slice(&hash[..16]);
     Uuid::new_v8(bytes)
+}
+
+/// A reference of another class than the one expected is an error, never a mis-decode.
+fn check_class(class: &str, id: Uuid, expected: &str) -> Result<()> {
+    if class != expected {
+        return Err(Error::validation(format!(
+            "class_name mismatch for reference {id}: expected {expected}, got {class}"
+        )));
+    }
+    Ok(())
 }
 
 impl Context {
@@ -315,15 +334,23 @@ impl Context {
     /// newer version of the same record was buffered meanwhile), so nothing is
     /// dropped and the next flush retries them.
     pub async fn flush(&self) -> Result<()> {
+        self.flush_with(None).await
+    }
+
+    /// [`Context::flush`], saving `extra` in the same backend call.
+    async fn flush_with(&self, extra: Option<Record>) -> Result<()> {
         // Flushes of one context run one at a time: a flush that finds a record
         // already taken by another flush waits for it to be stored or restored.
         let _serial = self.inner.flush_lock.lock().await;
         let records: Vec<Record> = {
             let mut st = self.lock();
-            if st.buffer.is_empty() {
+            if st.buffer.is_empty() && extra.is_none() {
                 return Ok(());
             }
-            st.buffer.drain().map(|(_, r)| r).collect()
+            let mut records = Vec::with_capacity(st.buffer.len() + usize::from(extra.is_some()));
+            records.extend(st.buffer.drain().map(|(_, r)| r));
+            records.extend(extra);
+            records
         };
         let mut in_flight = InFlight {
             ctx: self,
@@ -379,7 +406,40 @@ impl Context {
         value: &T,
         class: Arc<str>,
         fixed_id: Option<Uuid>,
-    ) -> Result<Reference> {
+    ) -> Result<(Arc<str>, Uuid)> {
+        let record = self.make_record(value, class, fixed_id)?;
+        let out = (Arc::clone(&record.key.class_name), record.key.id);
+        let ck = Self::cache_key(&record.key.class_name, record.key.id);
+        let mut st = self.lock();
+        if let Some(parent) = st.frames.last_mut() {
+            parent.push(record.key.reference());
+        }
+        // One lookup for "known and unchanged" and for the insert.
+        let changed = match st.cache.entry(ck.clone()) {
+            Entry::Occupied(known) if known.get().as_ref() == Some(&record.data) => false,
+            Entry::Occupied(mut known) => {
+                known.insert(Some(record.data.clone()));
+                true
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Some(record.data.clone()));
+                true
+            }
+        };
+        if changed {
+            st.buffer.insert(ck, record);
+        }
+        Ok(out)
+    }
+
+    /// Serializes `value` into a record of `class` (the externals inside it
+    /// going to the buffer), without buffering the record itself.
+    fn make_record<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        class: Arc<str>,
+        fixed_id: Option<Uuid>,
+    ) -> Result<Record> {
         let frame = {
             let mut st = self.lock();
             if st.frames.len() >= MAX_DEPTH {
@@ -404,67 +464,49 @@ impl Context {
             }
         };
         let id = fixed_id.unwrap_or_else(|| content_id(&class, &data));
-        let reference = Reference::new(&*class, id);
-        let ck = Self::cache_key(&class, id);
-        let mut st = self.lock();
-        if let Some(parent) = st.frames.last_mut() {
-            parent.push(reference.clone());
-        }
-        // One lookup for "known and unchanged" and for the insert.
-        let changed = match st.cache.entry(ck.clone()) {
-            Entry::Occupied(known) if known.get().as_ref() == Some(&data) => false,
-            Entry::Occupied(mut known) => {
-                known.insert(Some(data.clone()));
-                true
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(Some(data.clone()));
-                true
-            }
-        };
-        if changed {
-            let key = Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id);
-            st.buffer.insert(ck, Record::new(key, data, children));
-        }
-        Ok(reference)
+        let key = Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id);
+        Ok(Record::new(key, data, children))
     }
 
-    /// Serializes a top-level value under a new random id (for `Store::put`).
-    pub(crate) fn store_new<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
+    /// Stores `value` under a new random id with the externals inside it, in
+    /// one save: `Store::put`. The record itself skips the buffer and cache
+    /// (this context ends here).
+    pub(crate) async fn put_new<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
         let class = crate::reference::class_name::<T>();
-        self.sync_scope(|| self.serialize_external(value, class, Some(Uuid::new_v4())))
+        let record = self.sync_scope(|| self.make_record(value, class, Some(Uuid::new_v4())))?;
+        let reference = record.key.reference();
+        self.flush_with(Some(record)).await?;
+        Ok(reference)
     }
 
     /// Resolves a reference from the cache, fetching it on the spot if needed.
     pub(crate) fn resolve<T: DeserializeOwned>(
         &self,
-        reference: &Reference,
+        class: &str,
+        id: Uuid,
         expected: Arc<str>,
     ) -> Result<T> {
-        if *reference.class_name != *expected {
-            return Err(Error::validation(format!(
-                "class_name mismatch for reference {}: expected {expected}, got {}",
-                reference.id, reference.class_name
-            )));
-        }
-        let ck = Self::cache_key(&expected, reference.id);
+        check_class(class, id, &expected)?;
+        let ck = Self::cache_key(&expected, id);
         let cached = self.lock().cache.get(&ck).cloned();
         let data = match cached {
             Some(found) => found,
             None => self.fetch_now(&ck)?,
         };
         let Some(data) = data else {
-            return Err(Error::not_found(&*expected, reference.id));
+            return Err(Error::not_found(&*expected, id));
         };
-        let _depth = DepthGuard::enter(self, &expected)?;
+        self.decode(&data, &expected, id)
+    }
+
+    /// Decodes a stored value of `class` (its externals resolving in this context).
+    fn decode<T: DeserializeOwned>(&self, data: &[u8], class: &str, id: Uuid) -> Result<T> {
+        let _depth = DepthGuard::enter(self, class)?;
         // Checked as UTF-8 once, in one pass, rather than string by string
         // (which is what serde_json does when reading from bytes).
-        let text = std::str::from_utf8(&data).map_err(|e| {
+        let text = std::str::from_utf8(data).map_err(|e| {
             Error::validation_with(
-                format!(
-                    "stored {expected} {} is corrupted: not UTF-8 JSON",
-                    reference.id
-                ),
+                format!("stored {class} {id} is corrupted: not UTF-8 JSON"),
                 e,
             )
         })?;
@@ -472,14 +514,38 @@ impl Context {
             self.take_parked_matching(&e.to_string())
                 .unwrap_or_else(|| {
                     Error::validation_with(
-                        format!(
-                            "stored {expected} {} no longer fits the type: {e}",
-                            reference.id
-                        ),
+                        format!("stored {class} {id} no longer fits the type: {e}"),
                         e,
                     )
                 })
         })
+    }
+
+    /// Loads and decodes one value: `Store::get`. One round trip for the
+    /// record, then one per nesting level of the externals inside it; the
+    /// record itself skips the cache (this context ends here).
+    pub(crate) async fn load_one<T: DeserializeOwned>(&self, reference: &Reference) -> Result<T> {
+        let class = crate::reference::class_name::<T>();
+        check_class(&reference.class_name, reference.id, &class)?;
+        let key = Key::new(
+            Arc::clone(self.inner.store.tenant_arc()),
+            Arc::clone(&class),
+            reference.id,
+        );
+        let Some(record) = self
+            .inner
+            .store
+            .load_keys(std::slice::from_ref(&key))
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Err(Error::not_found(&*class, reference.id));
+        };
+        if !record.refs.is_empty() {
+            self.prefetch(record.refs).await?;
+        }
+        self.sync_scope(|| self.decode(&record.data, &class, reference.id))
     }
 
     /// Prefetches `references` (one round trip per nesting level), then decodes
@@ -501,7 +567,7 @@ impl Context {
         self.sync_scope(|| {
             references
                 .iter()
-                .map(|r| self.resolve::<T>(r, Arc::clone(&class)))
+                .map(|r| self.resolve::<T>(&r.class_name, r.id, Arc::clone(&class)))
                 .collect()
         })
     }

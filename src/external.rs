@@ -43,9 +43,9 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::context::{resolve_external, store_external};
-use crate::reference::{class_name, Reference};
+use crate::reference::{class_name, RefIn, RefOut};
 
-/// Stores `value` out of line and serializes its [`Reference`].
+/// Stores `value` out of line and serializes its [`Reference`](crate::Reference).
 ///
 /// # Errors
 ///
@@ -56,12 +56,16 @@ where
     T: Serialize + ?Sized,
     S: Serializer,
 {
-    store_external(value, class_name::<T>(), None)
-        .map_err(S::Error::custom)?
-        .serialize(serializer)
+    let (class_name, id) =
+        store_external(value, class_name::<T>(), None).map_err(S::Error::custom)?;
+    RefOut {
+        class_name: &class_name,
+        id,
+    }
+    .serialize(serializer)
 }
 
-/// Reads a [`Reference`] and resolves it to the stored value.
+/// Reads a [`Reference`](crate::Reference) and resolves it to the stored value.
 ///
 /// # Errors
 ///
@@ -73,8 +77,9 @@ where
     T: DeserializeOwned,
     D: Deserializer<'de>,
 {
-    let reference = Reference::deserialize(deserializer)?;
-    resolve_external(&reference, class_name::<T>()).map_err(D::Error::custom)
+    let reference = RefIn::deserialize(deserializer)?;
+    resolve_external(&reference.class_name, reference.id, class_name::<T>())
+        .map_err(D::Error::custom)
 }
 
 /// The same for `Option<T>` fields: `None` stays `null`, inline; `Some` is stored.
@@ -123,11 +128,13 @@ pub mod option {
         T: DeserializeOwned,
         D: Deserializer<'de>,
     {
-        match Option::<Reference>::deserialize(deserializer)? {
+        match Option::<RefIn<'de>>::deserialize(deserializer)? {
             None => Ok(None),
-            Some(reference) => resolve_external(&reference, class_name::<T>())
-                .map(Some)
-                .map_err(D::Error::custom),
+            Some(reference) => {
+                resolve_external(&reference.class_name, reference.id, class_name::<T>())
+                    .map(Some)
+                    .map_err(D::Error::custom)
+            }
         }
     }
 }
@@ -147,9 +154,13 @@ pub mod named {
         T: Serialize + Named + ?Sized,
         S: Serializer,
     {
-        store_external(value, static_class_name(T::CLASS_NAME), None)
-            .map_err(S::Error::custom)?
-            .serialize(serializer)
+        let (class_name, id) = store_external(value, static_class_name(T::CLASS_NAME), None)
+            .map_err(S::Error::custom)?;
+        RefOut {
+            class_name: &class_name,
+            id,
+        }
+        .serialize(serializer)
     }
 
     /// Resolves a reference whose class name must be `T::CLASS_NAME`.
@@ -162,7 +173,12 @@ pub mod named {
         T: DeserializeOwned + Named,
         D: Deserializer<'de>,
     {
-        let reference = Reference::deserialize(deserializer)?;
-        resolve_external(&reference, static_class_name(T::CLASS_NAME)).map_err(D::Error::custom)
+        let reference = RefIn::deserialize(deserializer)?;
+        resolve_external(
+            &reference.class_name,
+            reference.id,
+            static_class_name(T::CLASS_NAME),
+        )
+        .map_err(D::Error::custom)
     }
 }

@@ -1,5 +1,6 @@
 //! [`Reference`], the `{"class_name", "id"}` stand-in, and class-name derivation.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -41,6 +42,25 @@ impl Reference {
             id,
         }
     }
+}
+
+/// A reference as read by the field adapters: the same form as [`Reference`],
+/// borrowing the class name from the input where the format allows.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "Reference")]
+pub(crate) struct RefIn<'a> {
+    #[serde(borrow)]
+    pub(crate) class_name: Cow<'a, str>,
+    pub(crate) id: Uuid,
+}
+
+/// A reference as written by the field adapters: the same form as
+/// [`Reference`], without an owned copy of the class name.
+#[derive(Serialize)]
+#[serde(rename = "Reference")]
+pub(crate) struct RefOut<'a> {
+    pub(crate) class_name: &'a str,
+    pub(crate) id: Uuid,
 }
 
 impl fmt::Display for Reference {
@@ -89,30 +109,74 @@ static NAMED: Interned = LazyLock::new(|| RwLock::new(HashMap::new()));
 /// ```
 pub fn class_name<T: ?Sized>() -> Arc<str> {
     let full = std::any::type_name::<T>();
-    if let Ok(map) = CLASS_NAMES.read() {
-        if let Some(name) = map.get(full) {
-            return Arc::clone(name);
-        }
-    }
-    let name: Arc<str> = Arc::from(short_type_name(full));
-    if let Ok(mut map) = CLASS_NAMES.write() {
-        map.insert(full, Arc::clone(&name));
-    }
-    name
+    recent(full, false).unwrap_or_else(|| {
+        let name = intern(&CLASS_NAMES, full, || short_type_name(full));
+        remember(full, false, &name);
+        name
+    })
 }
 
 /// An interned class name for a fixed string (for [`Named`] types).
 pub(crate) fn static_class_name(name: &'static str) -> Arc<str> {
-    if let Ok(map) = NAMED.read() {
-        if let Some(found) = map.get(name) {
+    recent(name, true).unwrap_or_else(|| {
+        let interned = intern(&NAMED, name, || name.to_owned());
+        remember(name, true, &interned);
+        interned
+    })
+}
+
+/// The shared `Arc` for `key` in `table`, made by `make` the first time.
+fn intern(table: &Interned, key: &'static str, make: impl FnOnce() -> String) -> Arc<str> {
+    if let Ok(map) = table.read() {
+        if let Some(found) = map.get(key) {
             return Arc::clone(found);
         }
     }
-    let interned: Arc<str> = Arc::from(name);
-    if let Ok(mut map) = NAMED.write() {
-        map.entry(name).or_insert_with(|| Arc::clone(&interned));
+    let made: Arc<str> = Arc::from(make());
+    match table.write() {
+        Ok(mut map) => Arc::clone(map.entry(key).or_insert(made)),
+        Err(_) => made,
     }
-    interned
+}
+
+/// How many class names each thread remembers without the shared table.
+const RECENT: usize = 4;
+
+/// One remembered name: the `&'static str` it was looked up by (address and
+/// length: the same address and length are the same text), which table, and
+/// the interned name.
+type Remembered = (usize, usize, bool, Arc<str>);
+
+thread_local! {
+    /// The names this thread looked up last: an external of one type is
+    /// serialized or resolved many times in a row, and the shared table
+    /// costs a lock and a hash of the full type name each time.
+    static LAST: std::cell::RefCell<([Option<Remembered>; RECENT], usize)> =
+        const { std::cell::RefCell::new(([None, None, None, None], 0)) };
+}
+
+fn recent(key: &'static str, named: bool) -> Option<Arc<str>> {
+    let (addr, len) = (key.as_ptr() as usize, key.len());
+    LAST.try_with(|last| {
+        last.borrow()
+            .0
+            .iter()
+            .flatten()
+            .find_map(|(a, l, n, name)| {
+                (*a == addr && *l == len && *n == named).then(|| Arc::clone(name))
+            })
+    })
+    .ok()
+    .flatten()
+}
+
+fn remember(key: &'static str, named: bool, name: &Arc<str>) {
+    let _ = LAST.try_with(|last| {
+        let mut last = last.borrow_mut();
+        let slot = last.1 % RECENT;
+        last.0[slot] = Some((key.as_ptr() as usize, key.len(), named, Arc::clone(name)));
+        last.1 = slot + 1;
+    });
 }
 
 /// Strips module paths from every path segment of a type name.

@@ -223,10 +223,7 @@ impl Store {
     ///
     /// Whatever serializing the value or [`Backend::save`] returns.
     pub async fn put<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
-        let ctx = Context::new(self.clone(), None);
-        let reference = ctx.store_new(value)?;
-        ctx.flush().await?;
-        Ok(reference)
+        Context::new(self.clone(), None).put_new(value).await
     }
 
     /// Loads and deserializes the value `reference` names, resolving the
@@ -237,10 +234,7 @@ impl Store {
     /// [`Error::NotFound`] when no such record exists in this tenant;
     /// [`Error::Validation`] when the stored data does not fit `T`.
     pub async fn get<T: DeserializeOwned>(&self, reference: &Reference) -> Result<T> {
-        let mut values = self.get_many::<T>(std::slice::from_ref(reference)).await?;
-        values
-            .pop()
-            .ok_or_else(|| Error::not_found(&reference.class_name, reference.id))
+        Context::new(self.clone(), None).load_one(reference).await
     }
 
     /// Loads several values of one type in one round trip per nesting level,

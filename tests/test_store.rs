@@ -237,3 +237,27 @@ async fn load_in_a_scope_shares_its_cache_so_rewriting_unchanged_values_stores_n
         "outside a scope"
     );
 }
+
+#[tokio::test]
+async fn get_refuses_a_wrong_class_before_any_round_trip() {
+    let store = Store::memory();
+    let r = store.put(&Note { text: "n".into() }).await.unwrap();
+    let loads = store.stats().load_calls;
+    let err = store.get::<Folder>(&r).await.unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    assert_eq!(store.stats().load_calls, loads, "checked before loading");
+}
+
+#[tokio::test]
+async fn get_of_a_value_whose_external_is_gone_is_not_found() {
+    let store = Store::memory();
+    let folder = Folder {
+        notes: vec![Note { text: "a".into() }],
+    };
+    let r = store.put(&folder).await.unwrap();
+    let record = store.record(&r).await.unwrap();
+    let inner = record.refs[0].clone();
+    assert!(store.delete(&inner).await.unwrap());
+    let err = store.get::<Folder>(&r).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
