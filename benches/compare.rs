@@ -324,7 +324,7 @@ impl Raw {
             .map_err(err)?;
         sqlx::query(&format!(
             "CREATE TABLE IF NOT EXISTS {SQLITE_RAW_TABLE} (tenant TEXT NOT NULL, id BLOB NOT NULL, \
-             data BLOB NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID"
+             data BLOB NOT NULL, PRIMARY KEY (tenant, id))"
         ))
         .execute(&pool)
         .await

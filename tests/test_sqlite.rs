@@ -49,7 +49,7 @@ async fn file_is_created_on_first_connect_in_wal_mode_with_migrations() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type IN ('table','index') ORDER BY name",
     )
@@ -98,7 +98,83 @@ async fn data_survives_reopening_the_file_and_migrations_rerun_as_no_ops() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(count, 1, "reconnecting does not re-apply migrations");
+    assert_eq!(count, 2, "reconnecting does not re-apply migrations");
+}
+
+/// A file written by a release that stopped at schema version 1 (the
+/// records table WITHOUT ROWID) is upgraded at connect, keeping its records,
+/// their timestamps and refs, and the listing index.
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_to_a_rowid_table_keeping_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url(&dir, "v1.db");
+    let path = dir.path().join("v1.db");
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    let v1 = include_str!("../migrations/sqlite/0001_records.sql");
+    sqlx::raw_sql(v1).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE _toast_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, \
+         applied_at INTEGER NOT NULL); \
+         INSERT INTO _toast_migrations VALUES (1, 'records table and listing index', 0);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let id = uuid::Uuid::new_v4();
+    let child = r#"[{"class_name":"Item","id":"00000000-0000-0000-0000-000000000007"}]"#;
+    sqlx::query(
+        "INSERT INTO toast_records VALUES ('default', 'Item', ?, ?, ?, 1, 1700000000000000, 1700000000500000)",
+    )
+    .bind(id.as_bytes().as_slice())
+    .bind(br#"{"n":3,"text":"kept"}"#.as_slice())
+    .bind(child)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let reference = toast::Reference::new("Item", id);
+    let item: Item = store.get(&reference).await.unwrap();
+    assert_eq!(
+        item,
+        Item {
+            n: 3,
+            text: "kept".into()
+        }
+    );
+    let record = store.record(&reference).await.unwrap();
+    assert_eq!(record.created_at.timestamp_micros(), 1_700_000_000_000_000);
+    assert_eq!(record.updated_at.timestamp_micros(), 1_700_000_000_500_000);
+    assert_eq!(record.refs.len(), 1);
+    assert_eq!(store.list("Item", 0, 10).await.unwrap().len(), 1);
+    store.close().await.unwrap();
+
+    let pool = raw(&url).await;
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _toast_migrations ORDER BY 1")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    let ddl: String =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'toast_records'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!ddl.to_uppercase().contains("WITHOUT ROWID"), "{ddl}");
+    let index: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'toast_records_listing'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(index, 1);
 }
 
 #[tokio::test]

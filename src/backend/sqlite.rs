@@ -15,7 +15,11 @@
 //!
 //! One table, `toast_records`, keyed by `(tenant, class_name, id)`, with the
 //! JSON bytes, the references inside them, and microsecond timestamps; an
-//! index serves listing one tenant's records of one class newest first. The
+//! index serves listing one tenant's records of one class newest first. It is
+//! an ordinary rowid table (schema version 2): the payload goes to the table
+//! b-tree and only small key entries to the two indexes, where a `WITHOUT
+//! ROWID` table (version 1) kept whole documents inside the key b-tree and
+//! moved them around on every page split. The
 //! schema comes from versioned migrations shipped in the crate
 //! (`migrations/sqlite/`), applied at connect under SQLite's write lock and
 //! recorded in `_toast_migrations`. The journal is WAL; every flush is one
@@ -41,11 +45,18 @@ use crate::record::{Key, ListEntry, ListQuery, Record};
 use crate::url::ConnectUrl;
 
 /// Versioned schema migrations: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "records table and listing index",
-    include_str!("../../migrations/sqlite/0001_records.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "records table and listing index",
+        include_str!("../../migrations/sqlite/0001_records.sql"),
+    ),
+    (
+        2,
+        "records as a rowid table (payload out of the key b-tree)",
+        include_str!("../../migrations/sqlite/0002_rowid_table.sql"),
+    ),
+];
 
 /// Rows per statement on save (8 parameters each, under SQLite's 32,766).
 const SAVE_CHUNK: usize = 2_000;
