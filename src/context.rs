@@ -93,10 +93,6 @@ struct State {
     /// Records known in this scope: `Some(data)` loaded or written,
     /// `None` known to be missing.
     cache: HashMap<CacheKey, Option<Bytes>>,
-    /// One frame per external being serialized: the references found inside it.
-    frames: Vec<Vec<Reference>>,
-    /// Externals being deserialized right now.
-    depth: usize,
     /// The last typed error that crossed serde as a message.
     parked: Option<Parked>,
 }
@@ -223,6 +219,14 @@ pub(crate) fn resolve_external<T: DeserializeOwned>(
 }
 
 thread_local! {
+    /// One frame per external being serialized on this thread: the references
+    /// found inside it. Serializing nests on one thread (an external's value is
+    /// serialized inside its parent's call), so the frames of two tasks that
+    /// share a context on two threads never mix, and no lock is taken for them.
+    static FRAMES: std::cell::RefCell<Vec<Vec<Reference>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    /// Externals being deserialized on this thread right now (nesting guard).
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// The buffer serializations on this thread reuse: a value's JSON grows it
     /// once, then is copied out at its exact size (a `Vec` grown by doubling
     /// would keep up to twice the payload alive in the buffer and the cache).
@@ -410,10 +414,13 @@ impl Context {
         let record = self.make_record(value, class, fixed_id)?;
         let out = (Arc::clone(&record.key.class_name), record.key.id);
         let ck = Self::cache_key(&record.key.class_name, record.key.id);
+        // The enclosing external (if any) records this one among its children.
+        let _ = FRAMES.try_with(|frames| {
+            if let Some(parent) = frames.borrow_mut().last_mut() {
+                parent.push(record.key.reference());
+            }
+        });
         let mut st = self.lock();
-        if let Some(parent) = st.frames.last_mut() {
-            parent.push(record.key.reference());
-        }
         // One lookup for "known and unchanged" and for the insert.
         let changed = match st.cache.entry(ck.clone()) {
             Entry::Occupied(known) if known.get().as_ref() == Some(&record.data) => false,
@@ -440,17 +447,7 @@ impl Context {
         class: Arc<str>,
         fixed_id: Option<Uuid>,
     ) -> Result<Record> {
-        let frame = {
-            let mut st = self.lock();
-            if st.frames.len() >= MAX_DEPTH {
-                return Err(Error::validation(format!(
-                    "externals nested more than {MAX_DEPTH} levels deep while serializing {class}"
-                )));
-            }
-            st.frames.push(Vec::new());
-            st.frames.len()
-        };
-        let guard = FrameGuard { ctx: self, frame };
+        let guard = FrameGuard::enter(&class)?;
         let data = to_exact_bytes(value);
         let children = guard.pop();
         let data = match data {
@@ -501,7 +498,7 @@ impl Context {
 
     /// Decodes a stored value of `class` (its externals resolving in this context).
     fn decode<T: DeserializeOwned>(&self, data: &[u8], class: &str, id: Uuid) -> Result<T> {
-        let _depth = DepthGuard::enter(self, class)?;
+        let _depth = DepthGuard::enter(class)?;
         // Checked as UTF-8 once, in one pass, rather than string by string
         // (which is what serde_json does when reading from bytes).
         let text = std::str::from_utf8(data).map_err(|e| {
@@ -656,58 +653,80 @@ impl Context {
     }
 }
 
-/// Pops the frame of an external being serialized, even on error or panic.
-struct FrameGuard<'a> {
-    ctx: &'a Context,
+/// The frame of an external being serialized on this thread ([`FRAMES`]),
+/// popped even on error or panic.
+struct FrameGuard {
+    /// How many frames there are with this one.
     frame: usize,
 }
 
-impl FrameGuard<'_> {
-    fn pop(self) -> Vec<Reference> {
-        let mut st = self.ctx.lock();
-        let children = if st.frames.len() == self.frame {
-            st.frames.pop().unwrap_or_default()
-        } else {
-            Vec::new()
+impl FrameGuard {
+    fn enter(class: &str) -> Result<FrameGuard> {
+        let too_deep = || {
+            Error::validation(format!(
+                "externals nested more than {MAX_DEPTH} levels deep while serializing {class}"
+            ))
         };
-        st.frames.truncate(self.frame.saturating_sub(1));
-        drop(st);
+        FRAMES
+            .try_with(|frames| {
+                let mut frames = frames.borrow_mut();
+                if frames.len() >= MAX_DEPTH {
+                    return Err(too_deep());
+                }
+                frames.push(Vec::new());
+                Ok(FrameGuard {
+                    frame: frames.len(),
+                })
+            })
+            .map_err(|_| Error::validation("toast: serializing while the thread shuts down"))?
+    }
+
+    /// The references found inside this frame's external.
+    fn pop(self) -> Vec<Reference> {
+        let children = FRAMES
+            .try_with(|frames| {
+                let mut frames = frames.borrow_mut();
+                let children = if frames.len() == self.frame {
+                    frames.pop().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                frames.truncate(self.frame.saturating_sub(1));
+                children
+            })
+            .unwrap_or_default();
         std::mem::forget(self);
         children
     }
 }
 
-impl Drop for FrameGuard<'_> {
+impl Drop for FrameGuard {
     fn drop(&mut self) {
-        self.ctx
-            .lock()
-            .frames
-            .truncate(self.frame.saturating_sub(1));
+        let _ =
+            FRAMES.try_with(|frames| frames.borrow_mut().truncate(self.frame.saturating_sub(1)));
     }
 }
 
-/// Counts externals being deserialized, to stop runaway nesting.
-struct DepthGuard<'a> {
-    ctx: &'a Context,
-}
+/// Counts externals being deserialized on this thread ([`DEPTH`]), to stop
+/// runaway nesting.
+struct DepthGuard;
 
-impl<'a> DepthGuard<'a> {
-    fn enter(ctx: &'a Context, class: &str) -> Result<Self> {
-        let mut st = ctx.lock();
-        if st.depth >= MAX_DEPTH {
+impl DepthGuard {
+    fn enter(class: &str) -> Result<Self> {
+        let depth = DEPTH.try_with(std::cell::Cell::get).unwrap_or(MAX_DEPTH);
+        if depth >= MAX_DEPTH {
             return Err(Error::validation(format!(
                 "externals nested more than {MAX_DEPTH} levels deep while loading {class}"
             )));
         }
-        st.depth += 1;
-        Ok(DepthGuard { ctx })
+        let _ = DEPTH.try_with(|d| d.set(depth + 1));
+        Ok(DepthGuard)
     }
 }
 
-impl Drop for DepthGuard<'_> {
+impl Drop for DepthGuard {
     fn drop(&mut self) {
-        let mut st = self.ctx.lock();
-        st.depth = st.depth.saturating_sub(1);
+        let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 

@@ -309,3 +309,55 @@ async fn runaway_nesting_is_an_error_not_a_stack_overflow() {
         "{err}"
     );
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Outer {
+    #[serde(with = "toast::external")]
+    inner: Doc,
+}
+
+/// Two threads serializing nested externals in one shared context at the
+/// same time: every stored record lists exactly the references inside its
+/// own value (the nesting frames are per thread, never mixed between tasks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_sharing_a_context_on_two_threads_keep_their_own_children() {
+    let store = Store::memory();
+    let jsons = toast::scope(store.clone(), async {
+        let ctx = toast::current().unwrap();
+        let tasks: Vec<_> = (0..2)
+            .map(|t| {
+                let ctx = ctx.clone();
+                tokio::spawn(ctx.clone().scope(async move {
+                    (0..300)
+                        .map(|i| {
+                            let outer = Outer {
+                                inner: doc(&format!("task {t} item {i}")),
+                            };
+                            serde_json::to_string(&outer).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                }))
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap().unwrap());
+        }
+        all
+    })
+    .await
+    .unwrap();
+    assert_eq!(jsons.len(), 600);
+    for json in &jsons {
+        let outer_ref: toast::Reference = serde_json::from_value(
+            serde_json::from_str::<serde_json::Value>(json).unwrap()["inner"].clone(),
+        )
+        .unwrap();
+        let outer_record = store.record(&outer_ref).await.unwrap();
+        let inner_json: serde_json::Value = serde_json::from_slice(&outer_record.data).unwrap();
+        let item_ref: toast::Reference =
+            serde_json::from_value(inner_json["item"].clone()).unwrap();
+        assert_eq!(outer_record.refs, vec![item_ref.clone()], "{json}");
+        assert!(store.record(&item_ref).await.unwrap().refs.is_empty());
+    }
+}
