@@ -551,13 +551,8 @@ async fn delete_todo(user: User, Path(id): Path<String>) -> Result<StatusCode, A
     let id = parse_id(&id)?;
     let store = user.store()?;
     // The todo and its details in one backend call.
-    let keys = [
-        store.key_for(&todo_reference(id)),
-        store.key_for(&details_reference(id)),
-    ];
     let deleted = store
-        .backend()
-        .delete(&keys)
+        .delete_many(&[todo_reference(id), details_reference(id)])
         .await
         .map_err(|e| ApiError::storage(e, "todo", id))?;
     if deleted == 0 {

@@ -269,12 +269,37 @@ impl Store {
     ///
     /// Whatever [`Backend::delete`] returns.
     pub async fn delete(&self, reference: &Reference) -> Result<bool> {
-        let key = self.key_for(reference);
+        Ok(self.delete_many(std::slice::from_ref(reference)).await? > 0)
+    }
+
+    /// Deletes the records `references` name in one [`Backend::delete`] call
+    /// and returns how many there were (in this tenant). As for
+    /// [`Store::delete`], externals inside them are left in place.
+    ///
+    /// # Errors
+    ///
+    /// Whatever [`Backend::delete`] returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> toast::Result<()> {
+    /// let store = toast::Store::memory();
+    /// let a = store.put(&"a".to_owned()).await?;
+    /// let b = store.put(&"b".to_owned()).await?;
+    /// assert_eq!(store.delete_many(&[a.clone(), b]).await?, 2);
+    /// assert_eq!(store.delete_many(&[a]).await?, 0);
+    /// assert_eq!(store.stats().delete_calls, 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_many(&self, references: &[Reference]) -> Result<u64> {
+        let keys: Vec<Key> = references.iter().map(|r| self.key_for(r)).collect();
         self.shared
             .counters
             .delete_calls
             .fetch_add(1, Ordering::Relaxed);
-        Ok(self.shared.backend.delete(&[key]).await? > 0)
+        self.shared.backend.delete(&keys).await
     }
 
     /// References to this tenant's records of `class_name`, newest first.
