@@ -63,6 +63,11 @@ const SAVE_CHUNK: usize = 2_000;
 /// Payload bytes per statement on save: sqlx and SQLite each copy a
 /// statement's bound values, so big flushes go in slices of this size.
 const SAVE_CHUNK_BYTES: usize = 4 << 20;
+/// Rows the connection's worker thread may read ahead of the decoding task.
+/// sqlx's default is 50: a 1,000-row load then stops the worker 20 times to
+/// wait for the decoder, a thread hand-off each time. More rows ahead cost
+/// memory only while a load is running (at most this many rows' copies).
+const ROW_BUFFER: usize = 256;
 /// Keys per statement on load and delete (3 parameters each).
 const KEY_CHUNK: usize = 8_000;
 
@@ -106,6 +111,7 @@ impl SqliteBackend {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            .row_buffer_size(ROW_BUFFER)
             .busy_timeout(Duration::from_secs(busy));
         let pool = SqlitePoolOptions::new()
             .max_connections(pool_max)
