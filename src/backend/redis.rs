@@ -129,22 +129,24 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use redis::{ErrorKind, RedisError, RedisWrite, Script, ServerErrorKind, ToRedisArgs, Value};
 use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
+use crate::reference::Reference;
 use crate::url::ConnectUrl;
 
 /// The key prefix when the URL gives none.
@@ -168,39 +170,313 @@ const DRIVER_OPTIONS: [&str; 1] = ["protocol"];
 /// How many keys one `SCAN` step asks for.
 const SCAN_COUNT: usize = 1000;
 
-/// Saves records. KEYS: the record keys. ARGV[1]: TTL in ms (0: none), then
-/// per record: data, refs, schema_version, created_at, updated_at.
-const SAVE_SCRIPT: &str = r"
+/// The first byte of every stored value. 0xF7 never starts UTF-8 text, so no
+/// JSON or other text written by someone else is mistaken for a record.
+pub const MAGIC: u8 = 0xF7;
+
+/// The second byte of every stored value: the layout described in the
+/// [module docs](self#values).
+pub const LAYOUT_VERSION: u8 = 1;
+
+/// The length of the fixed part of the header (before the refs).
+pub const HEADER_LEN: usize = 26;
+
+/// Offsets of the header fields (see the [module docs](self#values)).
+const OFF_SCHEMA_VERSION: usize = 2;
+const OFF_CREATED_AT: usize = 6;
+const OFF_UPDATED_AT: usize = 14;
+const OFF_REFS_LEN: usize = 22;
+
+/// A save is sent in chunks of at most this many payload bytes (a record
+/// bigger than that goes alone)…
+const SAVE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// … and at most this many records.
+const SAVE_CHUNK_RECORDS: usize = 10_000;
+/// A load asks for at most this many keys per `MGET`.
+const LOAD_CHUNK_KEYS: usize = 1000;
+
+/// Rewrites records whose `SET … NX` found the key taken. KEYS: those keys.
+/// ARGV[1]: TTL in ms (0: none); ARGV[i + 1]: the new value of KEYS[i].
+/// First checks every key (and writes nothing if one is not a toast record),
+/// then writes each new value with the old `created_at` spliced in (bytes
+/// 7–14, Lua's 1-based positions of offset 6..14); a key that vanished since
+/// the `SET … NX` is written as it is.
+const UPDATE_SCRIPT: &str = r"
+local created = {}
 for i = 1, #KEYS do
-  local t = redis.call('TYPE', KEYS[i])['ok']
-  if t ~= 'hash' and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE toast: key ' .. KEYS[i] .. ' holds a ' .. t .. ', not a toast record (a hash); nothing was written')
+  local k = KEYS[i]
+  local head = redis.pcall('GETRANGE', k, 0, 25)
+  if type(head) == 'table' then
+    local t = redis.call('TYPE', k)['ok']
+    return redis.error_reply('WRONGTYPE toast: key ' .. k .. ' holds a ' .. t .. ', not a toast record (a string starting with byte 0xF7); nothing of this update was written')
+  end
+  if #head == 0 then
+    if redis.call('EXISTS', k) == 1 then
+      return redis.error_reply('WRONGTYPE toast: key ' .. k .. ' holds an empty string, not a toast record; nothing of this update was written')
+    end
+    created[i] = false
+  elseif #head < 26 or string.byte(head, 1) ~= 247 or string.byte(head, 2) ~= 1 then
+    return redis.error_reply('WRONGTYPE toast: key ' .. k .. ' holds a string that is not a toast record (layout 1: first bytes 0xF7 0x01, at least 26 bytes); nothing of this update was written')
+  else
+    created[i] = string.sub(head, 7, 14)
   end
 end
 local ttl = tonumber(ARGV[1])
 for i = 1, #KEYS do
-  local k = KEYS[i]
-  local a = 1 + (i - 1) * 5
-  redis.call('HSETNX', k, 'created_at', ARGV[a + 4])
-  redis.call('HSET', k, 'data', ARGV[a + 1], 'refs', ARGV[a + 2], 'schema_version', ARGV[a + 3], 'updated_at', ARGV[a + 5])
+  local v = ARGV[i + 1]
+  if created[i] then
+    v = string.sub(v, 1, 6) .. created[i] .. string.sub(v, 15)
+  end
   if ttl > 0 then
-    redis.call('PEXPIRE', k, ttl)
+    redis.call('SET', KEYS[i], v, 'PX', ttl)
   else
-    redis.call('PERSIST', k)
+    redis.call('SET', KEYS[i], v)
   end
 end
 return #KEYS
 ";
 
-/// Loads records. KEYS: the record keys. Returns, per key, the fields
-/// data, refs, schema_version, created_at, updated_at (nil when absent).
-const LOAD_SCRIPT: &str = r"
-local out = {}
-for i = 1, #KEYS do
-  out[i] = redis.call('HMGET', KEYS[i], 'data', 'refs', 'schema_version', 'created_at', 'updated_at')
-end
-return out
-";
+/// The fixed part of a stored value's header, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    schema_version: u32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    refs_len: u32,
+}
+
+fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
+fn be_i64(bytes: &[u8], at: usize) -> Option<i64> {
+    let b: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(i64::from_be_bytes(b))
+}
+
+/// Parses the fixed header at the start of `value` (which may be just the
+/// header, as `GETRANGE` returns it). The error says what is wrong.
+fn parse_header(value: &[u8]) -> std::result::Result<Header, String> {
+    match value {
+        [] => return Err("the value is empty".to_owned()),
+        [first, ..] if *first != MAGIC => {
+            return Err(format!(
+                "the value does not start with toast's magic byte 0x{MAGIC:02X} (found 0x{first:02X}), \
+                 so it is not a toast record of this layout"
+            ))
+        }
+        [_, version, ..] if *version != LAYOUT_VERSION => {
+            return Err(format!(
+                "unknown layout version {version} (this release reads {LAYOUT_VERSION})"
+            ))
+        }
+        _ => {}
+    }
+    let short = || {
+        format!(
+            "the value is {} bytes, shorter than the {HEADER_LEN}-byte header",
+            value.len()
+        )
+    };
+    let schema_version = be_u32(value, OFF_SCHEMA_VERSION).ok_or_else(short)?;
+    let created = be_i64(value, OFF_CREATED_AT).ok_or_else(short)?;
+    let updated = be_i64(value, OFF_UPDATED_AT).ok_or_else(short)?;
+    let refs_len = be_u32(value, OFF_REFS_LEN).ok_or_else(short)?;
+    Ok(Header {
+        schema_version,
+        // Every i64 of nanoseconds is an instant chrono can hold.
+        created_at: DateTime::from_timestamp_nanos(created),
+        updated_at: DateTime::from_timestamp_nanos(updated),
+        refs_len,
+    })
+}
+
+/// Parses a whole stored value: its header, and where its refs and data lie.
+fn parse_value(value: &[u8]) -> std::result::Result<(Header, Range<usize>), String> {
+    let header = parse_header(value)?;
+    let refs_end = usize::try_from(header.refs_len)
+        .ok()
+        .and_then(|n| HEADER_LEN.checked_add(n))
+        .filter(|end| *end <= value.len())
+        .ok_or_else(|| {
+            format!(
+                "its refs length {} runs past the end of the {}-byte value",
+                header.refs_len,
+                value.len()
+            )
+        })?;
+    Ok((header, HEADER_LEN..refs_end))
+}
+
+/// A record encoded for Redis: the header and refs (small, owned) and the
+/// data (borrowed), written into the command as one argument without an
+/// intermediate copy of the data.
+struct Encoded<'a> {
+    head: [u8; HEADER_LEN],
+    refs: Vec<u8>,
+    data: &'a [u8],
+}
+
+impl Encoded<'_> {
+    fn len(&self) -> usize {
+        HEADER_LEN + self.refs.len() + self.data.len()
+    }
+}
+
+fn nanos(t: &DateTime<Utc>, name: &str, key: &Key) -> Result<i64> {
+    t.timestamp_nanos_opt().ok_or_else(|| {
+        Error::validation(format!(
+            "record {} {}: {name} {t} cannot be stored in Redis (nanoseconds since 1970 must \
+             fit in an i64: years 1677 to 2262)",
+            key.class_name, key.id
+        ))
+    })
+}
+
+fn encode(record: &Record) -> Result<Encoded<'_>> {
+    let refs = if record.refs.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&record.refs)
+            .map_err(|e| Error::validation_with("cannot encode a record's references", e))?
+    };
+    let refs_len = u32::try_from(refs.len()).map_err(|_| {
+        Error::validation(format!(
+            "record {} {}: its reference list is larger than 4 GiB",
+            record.key.class_name, record.key.id
+        ))
+    })?;
+    let created = nanos(&record.created_at, "created_at", &record.key)?;
+    let updated = nanos(&record.updated_at, "updated_at", &record.key)?;
+    let mut head = [0u8; HEADER_LEN];
+    head[0] = MAGIC;
+    head[1] = LAYOUT_VERSION;
+    head[OFF_SCHEMA_VERSION..OFF_CREATED_AT].copy_from_slice(&record.schema_version.to_be_bytes());
+    head[OFF_CREATED_AT..OFF_UPDATED_AT].copy_from_slice(&created.to_be_bytes());
+    head[OFF_UPDATED_AT..OFF_REFS_LEN].copy_from_slice(&updated.to_be_bytes());
+    head[OFF_REFS_LEN..HEADER_LEN].copy_from_slice(&refs_len.to_be_bytes());
+    Ok(Encoded {
+        head,
+        refs,
+        data: record.data.as_ref(),
+    })
+}
+
+/// Writing into a command buffer cannot fail; the `io::Result` is moot.
+fn put(w: &mut impl std::io::Write, bytes: &[u8]) {
+    let _ = w.write_all(bytes);
+}
+
+impl ToRedisArgs for &Encoded<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + RedisWrite,
+    {
+        let mut w = out.writer_for_next_arg();
+        put(&mut w, &self.head);
+        put(&mut w, &self.refs);
+        put(&mut w, self.data);
+    }
+}
+
+/// Whether `escape` replaces this byte (all such bytes are ASCII).
+fn needs_escape(b: u8) -> bool {
+    matches!(
+        b,
+        b'%' | b':' | b'*' | b'?' | b'[' | b']' | b'\\' | b'{' | b'}' | 0x00..=0x1f | 0x7f
+    )
+}
+
+/// [`escape`] written straight into `w`.
+fn write_escaped(w: &mut impl std::io::Write, part: &str) {
+    let bytes = part.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if needs_escape(b) {
+            put(w, bytes.get(run..i).unwrap_or_default());
+            let _ = write!(w, "%{b:02X}");
+            run = i + 1;
+        }
+    }
+    put(w, bytes.get(run..).unwrap_or_default());
+}
+
+/// A record's key written straight into a command argument, with no
+/// `String` per key: the same bytes as [`RedisBackend::key_of`].
+#[derive(Clone, Copy)]
+struct KeyArg<'a> {
+    prefix: &'a str,
+    key: &'a Key,
+}
+
+impl KeyArg<'_> {
+    fn write_to(&self, w: &mut impl std::io::Write) {
+        put(w, self.prefix.as_bytes());
+        put(w, b":");
+        write_escaped(w, &self.key.tenant);
+        put(w, b":");
+        write_escaped(w, &self.key.class_name);
+        put(w, b":");
+        let mut buf = Uuid::encode_buffer();
+        put(
+            w,
+            self.key.id.hyphenated().encode_lower(&mut buf).as_bytes(),
+        );
+    }
+}
+
+impl ToRedisArgs for KeyArg<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + RedisWrite,
+    {
+        self.write_to(&mut out.writer_for_next_arg());
+    }
+}
+
+/// Splits consecutive items of the given sizes into ranges of at most
+/// `max_items` items and at most `max_bytes` bytes; an item bigger than
+/// `max_bytes` gets a range of its own.
+fn chunk_ranges(
+    sizes: impl IntoIterator<Item = usize>,
+    max_bytes: usize,
+    max_items: usize,
+) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes, mut i) = (0, 0usize, 0);
+    for size in sizes {
+        if i > start && (i - start >= max_items || bytes.saturating_add(size) > max_bytes) {
+            ranges.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        i += 1;
+    }
+    if i > start {
+        ranges.push(start..i);
+    }
+    ranges
+}
+
+/// How big the batches of one backend are (smaller in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) save_chunk_bytes: usize,
+    pub(crate) save_chunk_records: usize,
+    pub(crate) load_chunk_keys: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            save_chunk_bytes: SAVE_CHUNK_BYTES,
+            save_chunk_records: SAVE_CHUNK_RECORDS,
+            load_chunk_keys: LOAD_CHUNK_KEYS,
+        }
+    }
+}
 
 /// Escapes a tenant or class name for use inside a key (see the module docs):
 /// `%`, `:`, `*`, `?`, `[`, `]`, `\`, `{`, `}`, ASCII control characters and
@@ -260,6 +536,7 @@ pub struct RedisBackend {
     conn: ConnectionManager,
     shared: Arc<Shared>,
     ttl: Option<Duration>,
+    limits: Limits,
 }
 
 struct Shared {
@@ -268,8 +545,7 @@ struct Shared {
     prefix: String,
     connect_timeout: Duration,
     response_timeout: Duration,
-    save: Script,
-    load: Script,
+    update: Script,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -423,8 +699,7 @@ impl RedisBackend {
             prefix: options.prefix,
             connect_timeout: options.connect_timeout,
             response_timeout: options.response_timeout,
-            save: Script::new(SAVE_SCRIPT),
-            load: Script::new(LOAD_SCRIPT),
+            update: Script::new(UPDATE_SCRIPT),
         });
         let bound = shared.bound();
         let conn =
@@ -439,22 +714,22 @@ impl RedisBackend {
             conn,
             shared,
             ttl: options.ttl,
+            limits: Limits::default(),
         };
-        // Loads both scripts; the first command also tells whether the
-        // server wants a password we did not give.
-        for script in [&backend.shared.save, &backend.shared.load] {
-            backend
-                .run("connect", false, |mut conn| async move {
-                    script.load_async(&mut conn).await
-                })
-                .await?;
-        }
+        // Loads the update script; this first command also tells whether
+        // the server wants a password we did not give.
+        let script = &backend.shared.update;
+        backend
+            .run("connect", false, |mut conn| async move {
+                script.load_async(&mut conn).await
+            })
+            .await?;
         Ok(backend)
     }
 
     /// The same backend (sharing the connection) with another TTL: records
     /// saved through it expire `ttl` after their last save; `None` keeps them
-    /// until deleted. Sub-second precision is kept (Redis `PEXPIRE`).
+    /// until deleted. Sub-second precision is kept (`SET … PX`).
     ///
     /// Wrap it into a store with [`RedisBackend::into_store`] (or
     /// [`crate::Store::from_arc`]).
@@ -476,6 +751,16 @@ impl RedisBackend {
             conn: self.conn.clone(),
             shared: Arc::clone(&self.shared),
             ttl: ttl.filter(|d| !d.is_zero()),
+            limits: self.limits,
+        }
+    }
+
+    /// The same backend with other batch limits (small ones in tests).
+    #[cfg(test)]
+    pub(crate) fn with_limits(&self, limits: Limits) -> RedisBackend {
+        RedisBackend {
+            limits,
+            ..self.clone()
         }
     }
 
@@ -679,68 +964,117 @@ impl Shared {
         Error::backend(format!("Redis {what} failed: {e}"), e)
     }
 
-    fn record_from(&self, key: &Key, fields: Vec<Option<Vec<u8>>>) -> Result<Option<Record>> {
-        let mut fields = fields.into_iter();
-        let mut next = || fields.next().flatten();
-        let (data, refs, version, created, updated) = (next(), next(), next(), next(), next());
-        let Some(data) = data else {
-            return Ok(None);
-        };
-        let corrupted = |what: &str| {
-            Error::validation(format!(
-                "stored record {} (Redis key {}) is corrupted: {what}",
-                key.id,
-                self.key_of(key)
-            ))
-        };
-        let text = |v: Option<Vec<u8>>, name: &str| -> Result<String> {
-            v.ok_or_else(|| corrupted(&format!("field {name} is missing")))
-                .and_then(|b| {
-                    String::from_utf8(b).map_err(|_| corrupted(&format!("{name} is not UTF-8")))
-                })
-        };
-        let time = |v: Option<Vec<u8>>, name: &str| -> Result<DateTime<Utc>> {
-            let t = text(v, name)?;
-            DateTime::parse_from_rfc3339(&t)
-                .map(|d| d.with_timezone(&Utc))
-                .map_err(|_| corrupted(&format!("{name} '{t}' is not an RFC 3339 time")))
-        };
-        let refs_text = text(refs, "refs")?;
-        let version_text = text(version, "schema_version")?;
-        Ok(Some(Record {
-            key: key.clone(),
-            data: Bytes::from(data),
-            refs: Record::parse_refs(Some(&refs_text))?,
-            schema_version: version_text.parse().map_err(|_| {
-                corrupted(&format!("schema_version '{version_text}' is not a number"))
+    fn key_arg<'a>(&'a self, key: &'a Key) -> KeyArg<'a> {
+        KeyArg {
+            prefix: &self.prefix,
+            key,
+        }
+    }
+
+    fn corrupted(&self, key: &Key, what: &str) -> Error {
+        Error::validation(format!(
+            "stored record {} {} (Redis key {}) is corrupted: {what}",
+            key.class_name,
+            key.id,
+            self.key_of(key)
+        ))
+    }
+
+    /// Decodes one stored value (see the module docs), taking its bytes: the
+    /// record's data is a zero-copy slice of them.
+    fn decode(&self, key: &Key, value: Vec<u8>) -> Result<Record> {
+        let (header, refs) = parse_value(&value).map_err(|what| self.corrupted(key, &what))?;
+        let data_start = refs.end;
+        let refs = match value.get(refs) {
+            None | Some([]) => Vec::new(),
+            Some(text) => serde_json::from_slice::<Vec<Reference>>(text).map_err(|e| {
+                Error::validation_with(
+                    format!(
+                        "stored record {} {} (Redis key {}) is corrupted: its reference list \
+                         is not a JSON list of {{\"class_name\",\"id\"}}",
+                        key.class_name,
+                        key.id,
+                        self.key_of(key)
+                    ),
+                    e,
+                )
             })?,
-            created_at: time(created, "created_at")?,
-            updated_at: time(updated, "updated_at")?,
-        }))
+        };
+        let value = Bytes::from(value);
+        Ok(Record {
+            key: key.clone(),
+            data: value.slice(data_start..),
+            refs,
+            schema_version: header.schema_version,
+            created_at: header.created_at,
+            updated_at: header.updated_at,
+        })
     }
 }
 
-fn timestamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+fn unexpected(what: &str, value: &Value) -> Error {
+    Error::backend_msg(format!("unexpected reply from Redis to {what}: {value:?}"))
 }
 
-/// One level of a script's reply: an array of bulk strings or nils.
-fn byte_fields(value: Value) -> Result<Vec<Option<Vec<u8>>>> {
-    match value {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::Nil => Ok(None),
-                Value::BulkString(b) => Ok(Some(b)),
-                Value::SimpleString(s) => Ok(Some(s.into_bytes())),
-                other => Err(Error::backend_msg(format!(
-                    "unexpected reply from the Redis load script: {other:?}"
-                ))),
+impl RedisBackend {
+    fn ttl_ms(&self) -> u64 {
+        self.ttl.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        })
+    }
+
+    /// One chunk of a save: the `SET … NX` pipeline, then the update script
+    /// for the keys it found taken.
+    async fn save_chunk(&self, records: &[Record], encoded: &[Encoded<'_>]) -> Result<()> {
+        let ttl_ms = self.ttl_ms();
+        let mut pipe = redis::pipe();
+        for (record, value) in records.iter().zip(encoded) {
+            let cmd = pipe
+                .cmd("SET")
+                .arg(self.shared.key_arg(&record.key))
+                .arg(value)
+                .arg("NX");
+            if ttl_ms > 0 {
+                cmd.arg("PX").arg(ttl_ms);
+            }
+        }
+        let pipe = &pipe;
+        let replies: Vec<Value> = self
+            .run("save", true, |mut conn| async move {
+                pipe.query_async(&mut conn).await
             })
-            .collect(),
-        other => Err(Error::backend_msg(format!(
-            "unexpected reply from the Redis load script: {other:?}"
-        ))),
+            .await?;
+        if replies.len() != records.len() {
+            return Err(Error::backend_msg(format!(
+                "Redis answered {} replies to a pipeline of {} SET commands",
+                replies.len(),
+                records.len()
+            )));
+        }
+        let mut invocation = self.shared.update.prepare_invoke();
+        let mut taken = 0usize;
+        for ((record, value), reply) in records.iter().zip(encoded).zip(&replies) {
+            match reply {
+                Value::Okay => {}
+                Value::Nil => {
+                    if taken == 0 {
+                        invocation.arg(ttl_ms);
+                    }
+                    invocation.key(self.shared.key_arg(&record.key)).arg(value);
+                    taken += 1;
+                }
+                other => return Err(unexpected("SET … NX", other)),
+            }
+        }
+        if taken == 0 {
+            return Ok(());
+        }
+        let invocation = &invocation;
+        self.run("save (update)", true, |mut conn| async move {
+            invocation.invoke_async::<i64>(&mut conn).await
+        })
+        .await?;
+        Ok(())
     }
 }
 
@@ -750,55 +1084,58 @@ impl Backend for RedisBackend {
         if records.is_empty() {
             return Ok(());
         }
-        let ttl_ms = self.ttl.map_or(0, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
-        let mut invocation = self.shared.save.prepare_invoke();
-        invocation.arg(ttl_ms);
-        for record in records {
-            invocation
-                .key(self.shared.key_of(&record.key))
-                .arg(record.data.as_ref())
-                .arg(record.refs_json())
-                .arg(record.schema_version)
-                .arg(timestamp(&record.created_at))
-                .arg(timestamp(&record.updated_at));
+        // Every record is encoded (and checked) before anything is sent.
+        let encoded = records.iter().map(encode).collect::<Result<Vec<_>>>()?;
+        let ranges = chunk_ranges(
+            encoded.iter().map(Encoded::len),
+            self.limits.save_chunk_bytes,
+            self.limits.save_chunk_records,
+        );
+        for range in ranges {
+            let (Some(chunk), Some(values)) =
+                (records.get(range.clone()), encoded.get(range.clone()))
+            else {
+                continue;
+            };
+            self.save_chunk(chunk, values).await?;
         }
-        let invocation = &invocation;
-        self.run("save", true, |mut conn| async move {
-            invocation.invoke_async::<u64>(&mut conn).await
-        })
-        .await?;
         Ok(())
     }
 
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
-        let mut seen = BTreeSet::new();
-        let keys: Vec<&Key> = keys.iter().filter(|k| seen.insert(*k)).collect();
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.shared.load.prepare_invoke();
-        for key in &keys {
-            invocation.key(self.shared.key_of(key));
-        }
-        let invocation = &invocation;
-        let reply: Vec<Value> = self
-            .run("load", true, |mut conn| async move {
-                invocation.invoke_async::<Vec<Value>>(&mut conn).await
-            })
-            .await?;
-        if reply.len() != keys.len() {
-            return Err(Error::backend_msg(format!(
-                "the Redis load script answered {} entries for {} keys",
-                reply.len(),
-                keys.len()
-            )));
-        }
+        let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
+        let keys: Vec<&Key> = keys.iter().filter(|k| seen.insert(*k)).collect();
+        drop(seen);
         let mut records = Vec::with_capacity(keys.len());
-        for (key, value) in keys.into_iter().zip(reply) {
-            if let Some(record) = self.shared.record_from(key, byte_fields(value)?)? {
-                records.push(record);
+        // One MGET per chunk, one after the other, each decoded before the
+        // next is sent: the client holds one chunk's reply at a time.
+        for chunk in keys.chunks(self.limits.load_chunk_keys.max(1)) {
+            let mut cmd = redis::cmd("MGET");
+            for key in chunk {
+                cmd.arg(self.shared.key_arg(key));
+            }
+            let cmd = &cmd;
+            let reply: Vec<Value> = self
+                .run("load", true, |mut conn| async move {
+                    cmd.query_async(&mut conn).await
+                })
+                .await?;
+            if reply.len() != chunk.len() {
+                return Err(Error::backend_msg(format!(
+                    "Redis answered MGET of {} keys with {} values",
+                    chunk.len(),
+                    reply.len()
+                )));
+            }
+            for (key, value) in chunk.iter().zip(reply) {
+                match value {
+                    Value::Nil => {}
+                    Value::BulkString(bytes) => records.push(self.shared.decode(key, bytes)?),
+                    other => return Err(unexpected("MGET", &other)),
+                }
             }
         }
         Ok(records)
@@ -809,9 +1146,9 @@ impl Backend for RedisBackend {
             return Ok(0);
         }
         let mut cmd = redis::cmd("DEL");
-        let mut seen = BTreeSet::new();
+        let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
         for key in keys.iter().filter(|k| seen.insert(*k)) {
-            cmd.arg(self.shared.key_of(key));
+            cmd.arg(self.shared.key_arg(key));
         }
         let cmd = &cmd;
         self.run("delete", false, |mut conn| async move {
@@ -864,39 +1201,46 @@ impl Backend for RedisBackend {
             return Ok(Vec::new());
         }
         let found: Vec<(Uuid, String)> = found.into_iter().collect();
+        // Only the fixed header of each value, never its data.
         let mut pipe = redis::pipe();
+        pipe.ignore_errors();
         for (_, key) in &found {
-            pipe.cmd("HMGET")
-                .arg(key)
-                .arg("created_at")
-                .arg("updated_at");
+            pipe.cmd("GETRANGE").arg(key).arg(0).arg(HEADER_LEN - 1);
         }
         let pipe = &pipe;
-        let times: Vec<(Option<String>, Option<String>)> = self
+        let heads: Vec<Value> = self
             .run("list", true, |mut conn| async move {
                 pipe.query_async(&mut conn).await
             })
             .await?;
+        if heads.len() != found.len() {
+            return Err(Error::backend_msg(format!(
+                "Redis answered {} replies to a pipeline of {} GETRANGE commands",
+                heads.len(),
+                found.len()
+            )));
+        }
         let mut entries = Vec::with_capacity(found.len());
-        for ((id, key), (created, updated)) in found.into_iter().zip(times) {
-            // A key that expired or was deleted since the SCAN is skipped.
-            let (Some(created), Some(updated)) = (created, updated) else {
-                continue;
+        for ((id, key), head) in found.into_iter().zip(heads) {
+            let bytes = match head {
+                // Expired or deleted since the SCAN.
+                Value::BulkString(b) if b.is_empty() => continue,
+                Value::BulkString(b) => b,
+                // Not a string: not a toast record, and load does not find it either.
+                Value::ServerError(e) if e.code() == "WRONGTYPE" => continue,
+                Value::ServerError(e) => return Err(self.shared.map_err("list", e.into())),
+                other => return Err(unexpected("GETRANGE", &other)),
             };
-            let parse = |t: &str| {
-                DateTime::parse_from_rfc3339(t)
-                    .map(|d| d.with_timezone(&Utc))
-                    .map_err(|_| {
-                        Error::validation(format!(
-                            "stored record {id} (Redis key {key}) is corrupted: \
-                             '{t}' is not an RFC 3339 time"
-                        ))
-                    })
-            };
+            let header = parse_header(&bytes).map_err(|what| {
+                Error::validation(format!(
+                    "stored record {} {id} (Redis key {key}) is corrupted: {what}",
+                    query.class_name
+                ))
+            })?;
             entries.push(ListEntry {
                 id,
-                created_at: parse(&created)?,
-                updated_at: parse(&updated)?,
+                created_at: header.created_at,
+                updated_at: header.updated_at,
             });
         }
         entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -909,6 +1253,257 @@ impl Backend for RedisBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            url: "redis://127.0.0.1:6379/".to_owned(),
+            host_port: "127.0.0.1:6379".to_owned(),
+            prefix: "toast".to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            update: Script::new(UPDATE_SCRIPT),
+        }
+    }
+
+    fn sample(refs: Vec<Reference>) -> Record {
+        let mut r = Record::new(
+            Key::new("acme", "Vec<Item>", Uuid::new_v4()),
+            Bytes::from_static(br#"[{"a":1}]"#),
+            refs,
+        );
+        r.schema_version = 7;
+        r.created_at = DateTime::from_timestamp_nanos(1_700_000_000_123_456_789);
+        r.updated_at = DateTime::from_timestamp_nanos(1_700_000_001_987_654_321);
+        r
+    }
+
+    fn bytes_of(record: &Record) -> Vec<u8> {
+        let e = encode(record).unwrap();
+        let mut out = Vec::new();
+        out.extend_from_slice(&e.head);
+        out.extend_from_slice(&e.refs);
+        out.extend_from_slice(e.data);
+        assert_eq!(out.len(), e.len());
+        out
+    }
+
+    #[test]
+    fn the_layout_is_exactly_as_documented() {
+        let r = sample(Vec::new());
+        let v = bytes_of(&r);
+        assert_eq!(v[0], 0xF7);
+        assert_eq!(v[1], 1);
+        assert_eq!(v[2..6], 7u32.to_be_bytes());
+        assert_eq!(v[6..14], 1_700_000_000_123_456_789i64.to_be_bytes());
+        assert_eq!(v[14..22], 1_700_000_001_987_654_321i64.to_be_bytes());
+        assert_eq!(v[22..26], 0u32.to_be_bytes());
+        assert_eq!(&v[26..], br#"[{"a":1}]"#);
+
+        let refs = vec![Reference::new("Leaf", Uuid::nil())];
+        let v = bytes_of(&sample(refs));
+        let json = br#"[{"class_name":"Leaf","id":"00000000-0000-0000-0000-000000000000"}]"#;
+        assert_eq!(v[22..26], u32::try_from(json.len()).unwrap().to_be_bytes());
+        assert_eq!(&v[26..26 + json.len()], json);
+        assert_eq!(&v[26 + json.len()..], br#"[{"a":1}]"#);
+    }
+
+    #[test]
+    fn decode_inverts_encode_and_slices_the_data_without_copying() {
+        let s = shared();
+        for refs in [
+            Vec::new(),
+            vec![
+                Reference::new("A<b>", Uuid::new_v4()),
+                Reference::new("C", Uuid::new_v4()),
+            ],
+        ] {
+            let r = sample(refs);
+            let value = bytes_of(&r);
+            let base = value.as_ptr() as usize;
+            let back = s.decode(&r.key, value).unwrap();
+            assert_eq!(back, r);
+            let data_at = back.data.as_ptr() as usize;
+            assert!(
+                data_at > base && data_at < base + HEADER_LEN + 200,
+                "data was copied"
+            );
+        }
+    }
+
+    #[test]
+    fn the_header_parser_rejects_truncated_and_garbage_values() {
+        let s = shared();
+        let r = sample(vec![Reference::new("Leaf", Uuid::new_v4())]);
+        let value = bytes_of(&r);
+        let refs_end = HEADER_LEN + usize::try_from(be_u32(&value, OFF_REFS_LEN).unwrap()).unwrap();
+        // Every truncation that cuts the header or the refs.
+        for len in 0..refs_end {
+            let err = s.decode(&r.key, value[..len].to_vec()).unwrap_err();
+            assert!(err.is_validation(), "{len}: {err}");
+            let text = err.to_string();
+            assert!(text.contains("is corrupted"), "{len}: {text}");
+            assert!(
+                text.contains("Vec<Item>") && text.contains(&r.key.id.to_string()),
+                "{text}"
+            );
+        }
+        // Cut right after the refs: a record with empty data (not JSON, but
+        // the layout is intact; the type's deserializer reports it).
+        assert!(s.decode(&r.key, value[..refs_end].to_vec()).is_ok());
+
+        let mut bad: Vec<(&str, Vec<u8>)> = vec![
+            ("json text", br#"{"not":"a record"}"#.to_vec()),
+            ("empty", Vec::new()),
+            ("magic only", vec![MAGIC]),
+            ("old hash-era text", b"1".to_vec()),
+        ];
+        let mut wrong_version = value.clone();
+        wrong_version[1] = 2;
+        bad.push(("wrong version", wrong_version));
+        let mut wrong_magic = value.clone();
+        wrong_magic[0] = b'{';
+        bad.push(("wrong magic", wrong_magic));
+        let mut long_refs = value.clone();
+        long_refs[OFF_REFS_LEN..HEADER_LEN].copy_from_slice(&u32::MAX.to_be_bytes());
+        bad.push(("refs length past the end", long_refs));
+        let mut garbage_refs = value.clone();
+        garbage_refs[HEADER_LEN] = b'!';
+        bad.push(("refs not JSON", garbage_refs));
+        let mut not_refs = bytes_of(&sample(Vec::new()));
+        let junk = br#"{"x":1}"#;
+        not_refs[OFF_REFS_LEN..HEADER_LEN].copy_from_slice(&7u32.to_be_bytes());
+        not_refs.splice(HEADER_LEN..HEADER_LEN, junk.iter().copied());
+        bad.push(("refs JSON of another shape", not_refs));
+        for (what, v) in bad {
+            let err = s.decode(&r.key, v).unwrap_err();
+            assert!(err.is_validation(), "{what}: {err}");
+            assert!(err.to_string().contains("is corrupted"), "{what}: {err}");
+        }
+        // The fixed header alone (what list reads) parses; shorter does not.
+        let head = parse_header(&value[..HEADER_LEN]).unwrap();
+        assert_eq!(head.created_at, r.created_at);
+        assert_eq!(head.updated_at, r.updated_at);
+        assert!(parse_header(&value[..HEADER_LEN - 1]).is_err());
+    }
+
+    #[test]
+    fn timestamps_outside_i64_nanoseconds_are_validation_errors() {
+        let mut r = sample(Vec::new());
+        r.created_at = DateTime::from_timestamp(i64::from(i32::MAX) * 10, 0).unwrap();
+        let err = encode(&r).err().unwrap();
+        assert!(err.is_validation(), "{err}");
+        assert!(err.to_string().contains("created_at"), "{err}");
+        // The extremes that do fit round-trip exactly.
+        let s = shared();
+        for ns in [i64::MIN, -1, 0, i64::MAX] {
+            let mut r = sample(Vec::new());
+            r.created_at = DateTime::from_timestamp_nanos(ns);
+            r.updated_at = r.created_at;
+            assert_eq!(s.decode(&r.key, bytes_of(&r)).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn chunks_respect_bytes_and_counts() {
+        assert!(chunk_ranges([], 10, 10).is_empty());
+        assert_eq!(chunk_ranges([3, 3, 3, 3], 6, 10), vec![0..2, 2..4]);
+        assert_eq!(chunk_ranges([3, 3, 3, 3], 7, 10), vec![0..2, 2..4]);
+        assert_eq!(chunk_ranges([1; 5], 100, 2), vec![0..2, 2..4, 4..5]);
+        // A record bigger than the byte limit goes alone.
+        assert_eq!(chunk_ranges([1, 50, 1], 10, 10), vec![0..1, 1..2, 2..3]);
+        assert_eq!(chunk_ranges([50], 10, 10), vec![0..1]);
+        let ranges = chunk_ranges(vec![1024; 10_000], SAVE_CHUNK_BYTES, SAVE_CHUNK_RECORDS);
+        assert_eq!(ranges, vec![0..8192, 8192..10_000]);
+    }
+
+    #[test]
+    fn key_args_are_the_bytes_of_key_of() {
+        let s = shared();
+        for (tenant, class) in [
+            ("acme", "Vec<Item>"),
+            ("a:b*c", "x%y"),
+            ("", ""),
+            ("ü:ß\n\u{7f}[]{}?\\", "%%"),
+        ] {
+            let key = Key::new(tenant, class, Uuid::new_v4());
+            let mut bytes = Vec::new();
+            s.key_arg(&key).write_to(&mut bytes);
+            assert_eq!(String::from_utf8(bytes).unwrap(), s.key_of(&key));
+        }
+    }
+
+    /// A backend on the shared server (`TOAST_TEST_REDIS_URL`) under a fresh
+    /// prefix, with records expiring after an hour.
+    async fn live(limits: Limits) -> RedisBackend {
+        let base = std::env::var("TOAST_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let prefix = format!("u{}", &Uuid::new_v4().simple().to_string()[..16]);
+        let url = format!("{base}{sep}prefix={prefix}&ttl=3600");
+        RedisBackend::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("the shared Redis server is not reachable: {e}"))
+            .with_limits(limits)
+    }
+
+    #[tokio::test]
+    async fn a_save_in_many_chunks_mixing_new_and_existing_keys() {
+        let backend = live(Limits {
+            save_chunk_bytes: 200,
+            save_chunk_records: 4,
+            load_chunk_keys: 3,
+        })
+        .await;
+        let old = chrono::Utc::now() - chrono::Duration::hours(1);
+        let records: Vec<Record> = (0..23)
+            .map(|i| {
+                let mut r = Record::new(
+                    Key::new("t", "Chunked", Uuid::new_v4()),
+                    Bytes::from(format!(r#"{{"i":{i},"pad":"{}"}}"#, "p".repeat(i * 7))),
+                    vec![Reference::new("Ref", Uuid::new_v4())],
+                );
+                r.created_at = old;
+                r.updated_at = old;
+                r
+            })
+            .collect();
+        // Every third record exists before the big save.
+        let existing: Vec<Record> = records.iter().step_by(3).cloned().collect();
+        backend.save(&existing).await.unwrap();
+        assert!(chunk_ranges(records.iter().map(|r| encode(r).unwrap().len()), 200, 4).len() > 5);
+
+        let now = chrono::Utc::now();
+        let mut updated: Vec<Record> = records.clone();
+        for r in &mut updated {
+            r.created_at = now;
+            r.updated_at = now;
+            r.data = Bytes::from(format!("[{}]", r.data.len()));
+        }
+        // The same key twice in one save: the later one wins.
+        let mut twice = updated[1].clone();
+        twice.data = Bytes::from_static(b"\"second\"");
+        updated.push(twice);
+        backend.save(&updated).await.unwrap();
+
+        let mut keys: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
+        keys.push(keys[0].clone());
+        keys.push(Key::new("t", "Chunked", Uuid::new_v4()));
+        let loaded = backend.load(&keys).await.unwrap();
+        assert_eq!(loaded.len(), records.len());
+        for (i, r) in records.iter().enumerate() {
+            let got = loaded.iter().find(|l| l.key == r.key).unwrap();
+            let want_created = if i % 3 == 0 { old } else { now };
+            assert_eq!(got.created_at, want_created, "record {i}");
+            assert_eq!(got.updated_at, now, "record {i}");
+            assert_eq!(got.refs, r.refs, "record {i}");
+            if i == 1 {
+                assert_eq!(&got.data[..], b"\"second\"");
+            } else {
+                assert_eq!(got.data, updated[i].data, "record {i}");
+            }
+        }
+        assert_eq!(backend.delete(&keys).await.unwrap(), 23);
+    }
 
     #[test]
     fn escape_is_injective_on_tricky_names() {
