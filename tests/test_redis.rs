@@ -564,12 +564,12 @@ async fn a_flush_and_a_load_bigger_than_one_chunk() {
     let server = ThrowawayRedis::start();
     let store = Store::connect(&server.url()).await.unwrap().tenant("big");
     let backend = store.backend();
-    // 2,500 records of 4 KiB: 10 MiB, more than one 8 MiB save chunk and
-    // more than two 1,000-key MGETs.
+    // 2,500 records of 4 KiB: 10 MiB, more than one save chunk
+    // (SAVE_CHUNK_BYTES) and more than two MGETs (LOAD_CHUNK_KEYS).
     let old = chrono::Utc::now() - chrono::Duration::hours(2);
     let records: Vec<Record> = (0..2500u32)
         .map(|i| {
-            let body = format!(r#"{{"i":{i},"body":"{}"}}"#, "b".repeat(4096));
+            let body = format!(r#"{{"i":"{i:04}","body":"{}"}}"#, "b".repeat(4096));
             let mut r = Record::new(
                 Key::new(store.tenant_name(), "Big", Uuid::new_v4()),
                 body.into_bytes(),
@@ -587,6 +587,7 @@ async fn a_flush_and_a_load_bigger_than_one_chunk() {
     let keys: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
     server.reset_stats();
     let loaded = backend.load(&keys).await.unwrap();
+    assert_eq!(toast::backend::redis::LOAD_CHUNK_KEYS, 1000);
     assert_eq!(server.calls_of("mget"), 3, "1,000 keys per MGET");
     assert_eq!(loaded.len(), records.len());
     let by_key: std::collections::HashMap<&Key, &Record> =
@@ -596,7 +597,7 @@ async fn a_flush_and_a_load_bigger_than_one_chunk() {
     }
 
     // Saving them all again: every key exists, and each save chunk makes
-    // one update script call — two chunks for 10 MiB.
+    // one update script call.
     let now = chrono::Utc::now();
     let again: Vec<Record> = records
         .iter()
@@ -609,7 +610,11 @@ async fn a_flush_and_a_load_bigger_than_one_chunk() {
         .collect();
     server.reset_stats();
     backend.save(&again).await.unwrap();
-    assert_eq!(server.calls_of("evalsha"), 2, "one per 8 MiB chunk");
+    let value_len = 26 + records[0].data.len();
+    let per_chunk = toast::backend::redis::SAVE_CHUNK_BYTES / value_len;
+    let chunks = records.len().div_ceil(per_chunk) as u64;
+    assert!(chunks > 1, "{chunks}");
+    assert_eq!(server.calls_of("evalsha"), chunks, "one per save chunk");
     assert_eq!(server.calls_of("getrange"), 2500);
     let loaded = backend.load(&keys[..10]).await.unwrap();
     for r in &loaded {
