@@ -45,6 +45,51 @@ pub fn admin(url: &str) -> redis::Connection {
         })
 }
 
+/// A stored value taken apart by the layout documented in
+/// `toast::backend::redis` (parsed here independently of the library).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawValue {
+    pub magic: u8,
+    pub layout: u8,
+    pub schema_version: u32,
+    pub created_ns: i64,
+    pub updated_ns: i64,
+    pub refs: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+impl RawValue {
+    /// Parses `bytes`; panics (this is test code) when they do not fit the layout.
+    pub fn parse(bytes: &[u8]) -> RawValue {
+        assert!(
+            bytes.len() >= 26,
+            "value of {} bytes: {bytes:?}",
+            bytes.len()
+        );
+        let u32_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        let i64_at = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        let refs_end = 26 + u32_at(22) as usize;
+        RawValue {
+            magic: bytes[0],
+            layout: bytes[1],
+            schema_version: u32_at(2),
+            created_ns: i64_at(6),
+            updated_ns: i64_at(14),
+            refs: bytes[26..refs_end].to_vec(),
+            data: bytes[refs_end..].to_vec(),
+        }
+    }
+
+    /// `GET key` on `conn`, parsed.
+    pub fn get(conn: &mut redis::Connection, key: &str) -> RawValue {
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg(key)
+            .query(conn)
+            .unwrap_or_else(|e| panic!("GET {key}: {e}"));
+        RawValue::parse(&bytes)
+    }
+}
+
 /// A `redis-server` of the test's own.
 pub struct ThrowawayRedis {
     port: u16,
@@ -194,6 +239,15 @@ impl ThrowawayRedis {
                 Some((name.to_owned(), calls))
             })
             .collect()
+    }
+
+    /// How often `name` (lower case, e.g. `"set"`, `"script|load"`) ran
+    /// since the last [`ThrowawayRedis::reset_stats`].
+    pub fn calls_of(&self, name: &str) -> u64 {
+        self.command_calls()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c)
     }
 
     /// Resets the `INFO commandstats` counters.
