@@ -358,7 +358,15 @@ impl Raw {
     #[cfg(feature = "redis")]
     async fn redis(url: &str) -> R<Raw> {
         let client = redis::Client::open(url).map_err(err)?;
-        let conn = client.get_connection_manager().await.map_err(err)?;
+        // The driver's default response timeout (500 ms) is shorter than the
+        // one 100 MiB pipeline of big_doc takes on a busy machine; toast's
+        // backend allows 5 s per round trip, so the baseline gets the same.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(err)?;
         Ok(Raw::Redis {
             conn,
             prefix: format!("toast-bench:{}:", Uuid::new_v4()),
