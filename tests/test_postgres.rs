@@ -464,6 +464,138 @@ async fn upsert_keeps_created_at_moves_updated_at_and_the_last_duplicate_wins() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_return_the_callers_keys_for_one_class_and_for_mixed_batches() -> TestResult {
+    let store = connect(&shared_url()).await;
+    let backend = store.backend();
+    let run = unique("positions");
+    // Names that need escaping, and one that looks like an escaped form.
+    let tenants = [
+        format!("a{run}"),
+        format!("b{run}"),
+        format!("nul\0{run}"),
+        format!("nul\u{1}0{run}"),
+    ];
+    let classes = ["X", "Y\0", "Y\u{1}0"];
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    // Every (tenant, class, id) but the last id under tenant 1, with data
+    // naming it; a record with references and one without.
+    let mut records = Vec::new();
+    for (t, tenant) in tenants.iter().enumerate() {
+        for (c, class) in classes.iter().enumerate() {
+            for (i, id) in ids.iter().enumerate() {
+                if t == 1 && i == 3 {
+                    continue;
+                }
+                let mut r = record(tenant, class, *id, &format!("[{t},{c},{i}]"));
+                if i == 0 {
+                    r.refs = vec![toast::Reference::new("Leaf", ids[1])];
+                }
+                records.push(r);
+            }
+        }
+    }
+    backend.save(&records).await?;
+    let expect = |r: &Record, key: &Key| -> TestResult {
+        assert_eq!(&r.key, key);
+        let t = tenants
+            .iter()
+            .position(|t| **t == *key.tenant)
+            .ok_or("tenant")?;
+        let c = classes
+            .iter()
+            .position(|c| **c == *key.class_name)
+            .ok_or("class")?;
+        let i = ids.iter().position(|i| *i == key.id).ok_or("id")?;
+        let v: Vec<usize> = serde_json::from_slice(&r.data)?;
+        assert_eq!(v, [t, c, i], "{key:?} got another record's data");
+        let refs = if i == 0 {
+            vec![toast::Reference::new("Leaf", ids[1])]
+        } else {
+            vec![]
+        };
+        assert_eq!(r.refs, refs, "{key:?}");
+        Ok(())
+    };
+
+    for tenant in &tenants {
+        for class in classes {
+            // One tenant and class: repeats, a missing id, shuffled order.
+            let tenant_arc: Arc<str> = Arc::from(tenant.as_str());
+            let class_arc: Arc<str> = Arc::from(class);
+            let key = |id: Uuid| Key::new(Arc::clone(&tenant_arc), Arc::clone(&class_arc), id);
+            let asked = vec![
+                key(ids[2]),
+                key(Uuid::new_v4()),
+                key(ids[0]),
+                key(ids[3]),
+                key(ids[2]),
+                key(ids[1]),
+                key(ids[0]),
+            ];
+            let got = backend.load(&asked).await?;
+            let present = if tenant == &tenants[1] { 3 } else { 4 };
+            assert_eq!(
+                got.len(),
+                present,
+                "{tenant:?} {class:?}: each found key once"
+            );
+            let mut seen: Vec<Uuid> = got.iter().map(|r| r.key.id).collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), present);
+            for r in &got {
+                expect(r, &r.key)?;
+                assert!(
+                    Arc::ptr_eq(&r.key.tenant, &tenant_arc)
+                        && Arc::ptr_eq(&r.key.class_name, &class_arc),
+                    "the caller's key is reused, not rebuilt from the row"
+                );
+            }
+        }
+    }
+
+    // Mixed tenants and classes in one batch, with repeats and missing keys.
+    let mut asked = Vec::new();
+    for (n, tenant) in tenants.iter().enumerate() {
+        for (c, class) in classes.iter().enumerate() {
+            asked.push(Key::new(tenant.as_str(), *class, ids[(n + c) % 4]));
+        }
+    }
+    asked.push(asked[0].clone());
+    asked.push(asked[5].clone());
+    asked.push(Key::new(tenants[1].as_str(), "X", ids[3])); // not stored
+    asked.push(Key::new(format!("c{run}"), "X", ids[0])); // no such tenant
+    asked.push(Key::new(tenants[0].as_str(), "Z", ids[0])); // no such class
+    let got = backend.load(&asked).await?;
+    let mut wanted: Vec<Key> = asked[..12]
+        .iter()
+        .filter(|k| !(*k.tenant == *tenants[1] && k.id == ids[3]))
+        .cloned()
+        .collect();
+    wanted.sort();
+    let mut keys: Vec<Key> = got.iter().map(|r| r.key.clone()).collect();
+    keys.sort();
+    assert_eq!(keys, wanted, "every present key once, no other");
+    for r in &got {
+        expect(r, &r.key)?;
+    }
+
+    // Empty reference lists are stored as `[]` (sent as NULL).
+    let mut conn = raw(&shared_url()).await;
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT refs::text FROM toast.records WHERE tenant = $1")
+            .bind(&tenants[0])
+            .fetch_all(&mut conn)
+            .await?;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.iter().any(|r| r == "[]"), "{stored:?}");
+
+    let all: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(backend.delete(&all).await?, records.len() as u64);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_above_the_chunk_size_is_saved_whole_and_loaded_in_one_query() -> TestResult {
     let store = connect(&shared_url()).await;
     let tenant = unique("chunks");
