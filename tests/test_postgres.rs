@@ -63,6 +63,18 @@ fn nested(seed: &str) -> Top {
     }
 }
 
+/// The schema the shared URL's stores use.
+fn shared_schema() -> String {
+    url::Url::parse(&shared_url())
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "schema")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_else(|| toast::backend::postgres::DEFAULT_SCHEMA.to_owned())
+}
+
 async fn connect(url: &str) -> Store {
     Store::connect(url)
         .await
@@ -592,6 +604,75 @@ async fn loads_return_the_callers_keys_for_one_class_and_for_mixed_batches() -> 
 
     let all: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
     assert_eq!(backend.delete(&all).await?, records.len() as u64);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_probe_the_primary_key_even_with_generic_plans() -> TestResult {
+    use toast::backend::postgres::PostgresBackend;
+    let url = shared_url();
+    let schema = unique_schema("toast_plans");
+    // One connection, so the session setting below holds for every load.
+    let store_url = with_option(&url, &format!("schema={schema}&pool_max=1"));
+    let backend = PostgresBackend::connect(&toast::ConnectUrl::parse(&store_url)?).await?;
+    // Many small tenants: the statistics say a tenant's class has a few
+    // rows, which made a listing-index scan of the class look cheap.
+    let records: Vec<Record> = (0..2_000)
+        .map(|i| {
+            record(
+                &format!("t{}", i % 200),
+                "C",
+                Uuid::new_v4(),
+                &i.to_string(),
+            )
+        })
+        .collect();
+    backend.save(&records).await?;
+    sqlx::query(&format!("ANALYZE \"{schema}\".records"))
+        .execute(backend.pool())
+        .await?;
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(backend.pool())
+        .await?;
+
+    let one_class: Vec<Key> = records
+        .iter()
+        .filter(|r| &*r.key.tenant == "t7")
+        .map(|r| r.key.clone())
+        .collect();
+    let mixed: Vec<Key> = records[..20].iter().map(|r| r.key.clone()).collect();
+    for _ in 0..8 {
+        assert_eq!(backend.load(&one_class).await?.len(), 10);
+        assert_eq!(backend.load(&mixed).await?.len(), 20);
+    }
+
+    let mut conn = backend.pool().acquire().await?;
+    let statements: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, statement FROM pg_prepared_statements \
+         WHERE strpos(statement, $1) > 0 ORDER BY name",
+    )
+    .bind("records AS s")
+    .fetch_all(&mut *conn)
+    .await?;
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    for (name, statement) in &statements {
+        let args = if statement.contains("$1::text[]") {
+            "'{t1}', '{C}', ARRAY[gen_random_uuid()]"
+        } else {
+            "'t7', 'C', ARRAY[gen_random_uuid()]"
+        };
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}({args})"))
+            .fetch_all(&mut *conn)
+            .await?;
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("records_pkey") && !plan.contains("records_listing"),
+            "{statement}\n{plan}"
+        );
+    }
+    drop(conn);
+    backend.close().await?;
+    drop_schema(&url, &schema).await;
     Ok(())
 }
 
