@@ -594,11 +594,13 @@ async fn loads_return_the_callers_keys_for_one_class_and_for_mixed_batches() -> 
 
     // Empty reference lists are stored as `[]` (sent as NULL).
     let mut conn = raw(&shared_url()).await;
-    let stored: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT refs::text FROM toast.records WHERE tenant = $1")
-            .bind(&tenants[0])
-            .fetch_all(&mut conn)
-            .await?;
+    let stored: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT DISTINCT refs::text FROM \"{}\".records WHERE tenant = $1",
+        shared_schema()
+    ))
+    .bind(&tenants[0])
+    .fetch_all(&mut conn)
+    .await?;
     assert_eq!(stored.len(), 2, "{stored:?}");
     assert!(stored.iter().any(|r| r == "[]"), "{stored:?}");
 
