@@ -581,13 +581,19 @@ impl Statements {
                  AS u(id, data, refs, schema_version, created_at, updated_at) \
                  {UPSERT}"
             ),
-            // Both loads probe the primary key once per requested key,
-            // whatever the statistics: a LIMIT keeps the LATERAL subquery
-            // from being flattened into a join. (`WHERE tenant = $1 AND
-            // class_name = $2 AND id = ANY($3)` got a generic plan that
-            // scanned the tenant's whole class through the listing index and
-            // filtered it by the id list: read_1k 2.23 × the baseline on a
-            // table whose planner statistics said 9 rows per class.)
+            // Both loads probe the primary key once per requested key. The
+            // LIMIT keeps each LATERAL subquery from being flattened into a
+            // join: with `id = ANY($3)` a generic plan scanned the tenant's
+            // whole class through `records_listing` and filtered it by the
+            // ids (read_1k 2.23 x the baseline). Tenant and class reach the
+            // probe as join values (`p`, fenced by OFFSET 0), costed like
+            // any tenant (rows / distinct tenants), not as constants: a
+            // constant tenant missing from the statistics is costed at ~1
+            // row, where `records_listing` (which holds id too) ties with
+            // the primary key, and the planner took it, scanning the whole
+            // class for each id (big_doc 1.9 x the baseline: 10,000 ids into
+            // 10,000 rows). Left: a table whose statistics say every tenant
+            // has about one row per class still ties (see the tests).
             load: format!(
                 "SELECT k.n, r.data::text, r.refs::text, \
                  r.schema_version, r.created_at, r.updated_at \
@@ -601,10 +607,11 @@ impl Statements {
             load_one_class: format!(
                 "SELECT k.n, r.data::text, r.refs::text, \
                  r.schema_version, r.created_at, r.updated_at \
-                 FROM unnest($3::uuid[]) WITH ORDINALITY AS k(id, n) \
+                 FROM (SELECT $1::text AS tenant, $2::text AS class_name OFFSET 0) AS p \
+                 CROSS JOIN unnest($3::uuid[]) WITH ORDINALITY AS k(id, n) \
                  CROSS JOIN LATERAL (SELECT s.data, s.refs, s.schema_version, \
                  s.created_at, s.updated_at FROM {table} AS s \
-                 WHERE s.tenant = $1 AND s.class_name = $2 AND s.id = k.id \
+                 WHERE s.tenant = p.tenant AND s.class_name = p.class_name AND s.id = k.id \
                  LIMIT 1) AS r"
             ),
             delete: format!(
