@@ -38,12 +38,59 @@
 //! # Ok(()) }
 //! ```
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::DeserializeOwned;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use std::sync::Arc;
+
+use uuid::Uuid;
+
 use crate::context::{resolve_external, store_external};
 use crate::reference::{class_name, RefIn, RefOut};
+
+/// Stores `value` as an external of `class` (under `id`, or its content id
+/// when `None`) and writes its reference: every adapter and `External<T>`.
+pub(crate) fn write_external<T, S>(
+    value: &T,
+    class: Arc<str>,
+    id: Option<Uuid>,
+    serializer: S,
+) -> Result<S::Ok, S::Error>
+where
+    T: Serialize + ?Sized,
+    S: Serializer,
+{
+    let (class_name, id) = store_external(value, class, id).map_err(S::Error::custom)?;
+    RefOut {
+        class_name: &class_name,
+        id,
+    }
+    .serialize(serializer)
+}
+
+/// Resolves a reference that was read to its value (of class `expected`),
+/// with the id it was stored under.
+fn resolve_read<T: DeserializeOwned, E: serde::de::Error>(
+    reference: &RefIn<'_>,
+    expected: Arc<str>,
+) -> Result<(T, Uuid), E> {
+    resolve_external(&reference.class_name, reference.id, expected)
+        .map(|value| (value, reference.id))
+        .map_err(E::custom)
+}
+
+/// Reads a reference and resolves it: every adapter and `External<T>`.
+pub(crate) fn read_external<'de, T, D>(
+    deserializer: D,
+    expected: Arc<str>,
+) -> Result<(T, Uuid), D::Error>
+where
+    T: DeserializeOwned,
+    D: Deserializer<'de>,
+{
+    resolve_read(&RefIn::deserialize(deserializer)?, expected)
+}
 
 /// Stores `value` out of line and serializes its [`Reference`](crate::Reference).
 ///
@@ -56,13 +103,7 @@ where
     T: Serialize + ?Sized,
     S: Serializer,
 {
-    let (class_name, id) =
-        store_external(value, class_name::<T>(), None).map_err(S::Error::custom)?;
-    RefOut {
-        class_name: &class_name,
-        id,
-    }
-    .serialize(serializer)
+    write_external(value, class_name::<T>(), None, serializer)
 }
 
 /// Reads a [`Reference`](crate::Reference) and resolves it to the stored value.
@@ -77,9 +118,7 @@ where
     T: DeserializeOwned,
     D: Deserializer<'de>,
 {
-    let reference = RefIn::deserialize(deserializer)?;
-    resolve_external(&reference.class_name, reference.id, class_name::<T>())
-        .map_err(D::Error::custom)
+    read_external(deserializer, class_name::<T>()).map(|(value, _)| value)
 }
 
 /// The same for `Option<T>` fields: `None` stays `null`, inline; `Some` is stored.
@@ -131,9 +170,7 @@ pub mod option {
         match Option::<RefIn<'de>>::deserialize(deserializer)? {
             None => Ok(None),
             Some(reference) => {
-                resolve_external(&reference.class_name, reference.id, class_name::<T>())
-                    .map(Some)
-                    .map_err(D::Error::custom)
+                resolve_read(&reference, class_name::<T>()).map(|(value, _)| Some(value))
             }
         }
     }
@@ -154,13 +191,7 @@ pub mod named {
         T: Serialize + Named + ?Sized,
         S: Serializer,
     {
-        let (class_name, id) = store_external(value, static_class_name(T::CLASS_NAME), None)
-            .map_err(S::Error::custom)?;
-        RefOut {
-            class_name: &class_name,
-            id,
-        }
-        .serialize(serializer)
+        write_external(value, static_class_name(T::CLASS_NAME), None, serializer)
     }
 
     /// Resolves a reference whose class name must be `T::CLASS_NAME`.
@@ -173,12 +204,6 @@ pub mod named {
         T: DeserializeOwned + Named,
         D: Deserializer<'de>,
     {
-        let reference = RefIn::deserialize(deserializer)?;
-        resolve_external(
-            &reference.class_name,
-            reference.id,
-            static_class_name(T::CLASS_NAME),
-        )
-        .map_err(D::Error::custom)
+        read_external(deserializer, static_class_name(T::CLASS_NAME)).map(|(value, _)| value)
     }
 }

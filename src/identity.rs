@@ -4,13 +4,12 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
 
-use serde::de::{DeserializeOwned, Error as _};
-use serde::ser::Error as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::context::{resolve_external, store_external};
-use crate::reference::{class_name, RefIn, RefOut, Reference};
+use crate::external::{read_external, write_external};
+use crate::reference::{class_name, Reference};
 
 /// A value stored out of line under an id of its own.
 ///
@@ -133,21 +132,13 @@ impl<T: fmt::Debug> fmt::Debug for External<T> {
 impl<T: Serialize> Serialize for External<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let id = *self.id.get_or_init(Uuid::new_v4);
-        let (class_name, id) =
-            store_external(&self.value, class_name::<T>(), Some(id)).map_err(S::Error::custom)?;
-        RefOut {
-            class_name: &class_name,
-            id,
-        }
-        .serialize(serializer)
+        write_external(&self.value, class_name::<T>(), Some(id), serializer)
     }
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for External<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let reference = RefIn::deserialize(deserializer)?;
-        let value = resolve_external::<T>(&reference.class_name, reference.id, class_name::<T>())
-            .map_err(D::Error::custom)?;
-        Ok(External::with_id(value, reference.id))
+        let (value, id) = read_external::<T, D>(deserializer, class_name::<T>())?;
+        Ok(External::with_id(value, id))
     }
 }
