@@ -400,6 +400,11 @@ impl Context {
         self.lock().parked = None;
     }
 
+    /// The key of `(class, id)` in this context's tenant.
+    fn key(&self, class: Arc<str>, id: Uuid) -> Key {
+        Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id)
+    }
+
     fn cache_key(class: &Arc<str>, id: Uuid) -> CacheKey {
         CacheKey(Arc::clone(class), id)
     }
@@ -461,8 +466,7 @@ impl Context {
             }
         };
         let id = fixed_id.unwrap_or_else(|| content_id(&class, &data));
-        let key = Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id);
-        Ok(Record::new(key, data, children))
+        Ok(Record::new(self.key(class, id), data, children))
     }
 
     /// Stores `value` under a new random id with the externals inside it, in
@@ -524,11 +528,7 @@ impl Context {
     pub(crate) async fn load_one<T: DeserializeOwned>(&self, reference: &Reference) -> Result<T> {
         let class = crate::reference::class_name::<T>();
         check_class(&reference.class_name, reference.id, &class)?;
-        let key = Key::new(
-            Arc::clone(self.inner.store.tenant_arc()),
-            Arc::clone(&class),
-            reference.id,
-        );
+        let key = self.key(Arc::clone(&class), reference.id);
         let Some(record) = self
             .inner
             .store
@@ -571,11 +571,7 @@ impl Context {
 
     /// Loads a record that was not prefetched, blocking where that is allowed.
     fn fetch_now(&self, ck: &CacheKey) -> Result<Option<Bytes>> {
-        let key = Key::new(
-            Arc::clone(self.inner.store.tenant_arc()),
-            Arc::clone(&ck.0),
-            ck.1,
-        );
+        let key = self.key(Arc::clone(&ck.0), ck.1);
         let store = self.inner.store.clone();
         let fut = async move { store.load_keys(std::slice::from_ref(&key)).await };
         let records = match (&self.inner.runtime, Handle::try_current()) {
