@@ -86,13 +86,18 @@ impl std::hash::Hash for CacheKey {
     }
 }
 
+/// The hash of the buffer and the cache: seeded per process (the ids of a
+/// document come from outside, so their hashes must not be predictable), and a
+/// few times cheaper than std's SipHash on one UUID.
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct State {
     /// Records waiting for the next flush, by (class, id): the newest wins.
-    buffer: HashMap<CacheKey, Record>,
+    buffer: HashMap<CacheKey, Record, Hasher>,
     /// Records known in this scope: `Some(data)` loaded or written,
     /// `None` known to be missing.
-    cache: HashMap<CacheKey, Option<Bytes>>,
+    cache: HashMap<CacheKey, Option<Bytes>, Hasher>,
     /// The last typed error that crossed serde as a message.
     parked: Option<Parked>,
 }
@@ -279,6 +284,23 @@ fn check_class(class: &str, id: Uuid, expected: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `references` as (class, id) pairs, consecutive references of one class
+/// sharing its text (the references of one document or record mostly name one
+/// class).
+pub(crate) fn intern_classes(references: Vec<Reference>) -> Vec<(Arc<str>, Uuid)> {
+    let mut class: Option<Arc<str>> = None;
+    references
+        .into_iter()
+        .map(|r| {
+            let c = match &class {
+                Some(c) if **c == *r.class_name => Arc::clone(c),
+                _ => Arc::clone(class.insert(Arc::from(r.class_name))),
+            };
+            (c, r.id)
+        })
+        .collect()
 }
 
 impl Context {
@@ -505,7 +527,7 @@ impl Context {
         let _depth = DepthGuard::enter(class)?;
         // Checked as UTF-8 once, in one pass, rather than string by string
         // (which is what serde_json does when reading from bytes).
-        let text = std::str::from_utf8(data).map_err(|e| {
+        let text = simdutf8::compat::from_utf8(data).map_err(|e| {
             Error::validation_with(
                 format!("stored {class} {id} is corrupted: not UTF-8 JSON"),
                 e,
@@ -593,25 +615,23 @@ impl Context {
         Ok(data)
     }
 
+    /// [`Context::prefetch_interned`] for references with class names of their own.
+    pub(crate) async fn prefetch(&self, references: Vec<Reference>) -> Result<()> {
+        self.prefetch_interned(intern_classes(references)).await
+    }
+
     /// Loads every reference not yet known, one backend round trip per
     /// nesting level, following the references each loaded record carries.
-    pub(crate) async fn prefetch(&self, mut pending: Vec<Reference>) -> Result<()> {
+    pub(crate) async fn prefetch_interned(&self, mut pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
         let tenant = Arc::clone(self.inner.store.tenant_arc());
         for _level in 0..=MAX_DEPTH {
             let keys: Vec<Key> = {
                 let st = self.lock();
-                let mut seen = HashSet::with_capacity(pending.len());
-                let mut class: Option<Arc<str>> = None;
+                let mut seen = HashSet::with_capacity_and_hasher(pending.len(), Hasher::default());
                 pending
                     .drain(..)
-                    .filter_map(|r| {
-                        // The references of one level mostly name one class:
-                        // share its text instead of allocating it per reference.
-                        let c = match &class {
-                            Some(c) if **c == *r.class_name => Arc::clone(c),
-                            _ => Arc::clone(class.insert(Arc::from(r.class_name))),
-                        };
-                        let ck = CacheKey(c, r.id);
+                    .filter_map(|(class, id)| {
+                        let ck = CacheKey(class, id);
                         if st.cache.contains_key(&ck) || !seen.insert(ck.clone()) {
                             return None;
                         }
@@ -627,7 +647,7 @@ impl Context {
             st.cache.reserve(keys.len());
             let all_found = records.len() == keys.len();
             for record in records {
-                pending.extend(record.refs);
+                pending.extend(intern_classes(record.refs));
                 st.cache.insert(
                     CacheKey(record.key.class_name, record.key.id),
                     Some(record.data),

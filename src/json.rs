@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserializer, Serialize};
@@ -118,13 +119,20 @@ pub async fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
 pub async fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let ctx = current_or_err()?;
     ctx.clear_parked();
-    ctx.prefetch(references_in_json(bytes)?).await?;
+    ctx.prefetch_interned(references_in_json(bytes)?).await?;
     decode(&ctx, || serde_json::from_slice(bytes))
 }
 
 /// The references in a JSON document, a malformed one being a validation error.
-pub(crate) fn references_in_json(bytes: &[u8]) -> Result<Vec<Reference>> {
+///
+/// The byte scan finds them in most documents; the serde walk handles the
+/// rest (escaped keys, malformed input, which it reports).
+pub(crate) fn references_in_json(bytes: &[u8]) -> Result<Vec<(Arc<str>, Uuid)>> {
+    if let Some(found) = crate::scan::scan(bytes) {
+        return Ok(found);
+    }
     collect_references(&mut serde_json::Deserializer::from_slice(bytes))
+        .map(crate::context::intern_classes)
         .map_err(|e| Error::validation_with(format!("invalid document: {e}"), e))
 }
 

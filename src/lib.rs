@@ -85,6 +85,7 @@ mod json;
 mod record;
 mod reference;
 mod registry;
+mod scan;
 mod store;
 #[cfg(feature = "tower")]
 pub mod tower;

@@ -5,7 +5,7 @@
 //! the same name, which lets tests open a "second process" on the same data.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -30,6 +30,10 @@ pub struct MemoryBackend {
     name: String,
     tenants: RwLock<Tenants>,
 }
+
+/// std's map with a seeded hash a few times cheaper than SipHash (ids and
+/// names come from outside, so the seed keeps their hashes unpredictable).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 type Tenants = HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Uuid, Stored>>>;
 
@@ -126,13 +130,13 @@ fn class_mut<'a>(tenants: &'a mut Tenants, key: &Key) -> Result<&'a mut HashMap<
     // Looked up by `&str`: `entry` takes owned keys, i.e. a clone of `Arc`s
     // every task shares (a contended count) on every save.
     if !tenants.contains_key(&*key.tenant) {
-        tenants.insert(Arc::clone(&key.tenant), HashMap::new());
+        tenants.insert(Arc::clone(&key.tenant), HashMap::default());
     }
     let classes = tenants
         .get_mut(&*key.tenant)
         .ok_or_else(|| Error::backend_msg("memory backend: tenant map vanished"))?;
     if !classes.contains_key(&*key.class_name) {
-        classes.insert(Arc::clone(&key.class_name), HashMap::new());
+        classes.insert(Arc::clone(&key.class_name), HashMap::default());
     }
     classes
         .get_mut(&*key.class_name)
