@@ -107,7 +107,7 @@ async fn loads_of_one_class_and_of_mixed_keys_return_exactly_the_stored_records(
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&url(&dir)).await.unwrap();
     let (a, b): (Arc<str>, Arc<str>) = (Arc::from("tenant-a"), Arc::from("tenant-b"));
-    // 9,000 records of one class: more than one load statement (8,000 keys each).
+    // 9,000 records of one class: several load statements (at most 8,192 keys each).
     let items: Vec<Record> = (0..9_000).map(|_| record(&a, "Item", 8)).collect();
     let others = vec![record(&a, "Other", 8), record(&b, "Item", 8)];
     store.backend().save(&items).await.unwrap();

@@ -69,7 +69,31 @@ const SAVE_CHUNK_BYTES: usize = 4 << 20;
 /// memory only while a load is running (at most this many rows' copies).
 const ROW_BUFFER: usize = 256;
 /// Keys per statement on load and delete (3 parameters each).
-const KEY_CHUNK: usize = 8_000;
+const KEY_CHUNK: usize = 8_192;
+/// Keys in the first packed load statement of a load. A statement's rows are
+/// one value in memory three times over while it is read (SQLite's result,
+/// sqlx's copy, the buffer the records are cut from), so the size of the next
+/// statements follows from the records seen so far: about [`PACKED_BYTES`] of
+/// data each, between [`PACKED_MIN`] and [`KEY_CHUNK`] keys.
+const PACKED_FIRST: usize = 128;
+/// Data bytes a packed load statement aims at (1 KiB records: about 1,900
+/// keys, so 1,000 references take two statements; 10 KiB records: about 200).
+const PACKED_BYTES: usize = 2 << 20;
+/// Fewest keys in a packed load statement.
+const PACKED_MIN: usize = 16;
+/// A packed load's three columns, each the concatenation of one part of
+/// every row: the headers (six space-terminated fields per row: key, schema
+/// version, created and updated microseconds, the byte lengths of the
+/// references and of the data), the references' JSON, and the data. SQLite
+/// feeds the rows to the three aggregates in one order, so the n-th header
+/// describes the n-th slice of the other two. The key is the id in hex (`IN`
+/// list) or the key's position (join). Lengths are of the bytes (`CAST … AS
+/// BLOB`), so any data passes unchanged; `group_concat` skips the NULL
+/// references of leaf records, whose length is then 0.
+const PACKED_COLUMNS: &str = "group_concat(printf('%s %d %d %d %d %d ', {key_text}, \
+    {r}schema_version, {r}created_at, {r}updated_at, length(CAST({r}refs AS BLOB)), \
+    length(CAST({r}data AS BLOB))), ''), \
+    CAST(group_concat({r}refs, '') AS BLOB), CAST(group_concat({r}data, '') AS BLOB)";
 
 /// Records in an SQLite file, through a small sqlx pool.
 #[derive(Debug, Clone)]
@@ -80,6 +104,89 @@ pub struct SqliteBackend {
 
 pub(crate) async fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(SqliteBackend::connect(url).await?))
+}
+
+/// The columns of a packed load (see [`PACKED_COLUMNS`]) and how far they
+/// have been read: (headers, references, data).
+struct Packed<'a> {
+    headers: &'a [u8],
+    refs: &'a [u8],
+    data: Bytes,
+    at: (usize, usize, usize),
+}
+
+impl Packed<'_> {
+    /// The next record, its data a slice of the data column (no copy).
+    fn next(&mut self, keys: &[Key], by_id: Option<&[usize]>) -> Result<Record> {
+        let corrupted = || Error::validation("corrupted SQLite record (packed load)");
+        let headers = self.headers;
+        let mut at = self.at.0;
+        let mut field = || -> Result<&[u8]> {
+            let rest = headers.get(at..).ok_or_else(corrupted)?;
+            let len = memchr::memchr(b' ', rest).ok_or_else(corrupted)?;
+            at += len + 1;
+            Ok(&rest[..len])
+        };
+        let key_text = field()?;
+        let key = match by_id {
+            None => parse_int(key_text)
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| keys.get(n)),
+            Some(order) => {
+                let id = Uuid::try_parse_ascii(key_text)
+                    .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?;
+                order
+                    .binary_search_by_key(&id, |&i| keys[i].id)
+                    .ok()
+                    .and_then(|p| order.get(p))
+                    .and_then(|&i| keys.get(i))
+            }
+        }
+        .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))?;
+        let mut int = || field().and_then(|t| parse_int(t).ok_or_else(corrupted));
+        let schema_version = int()?;
+        let created_at = int()?;
+        let updated_at = int()?;
+        let refs_len = usize::try_from(int()?).map_err(|_| corrupted())?;
+        let data_len = usize::try_from(int()?).map_err(|_| corrupted())?;
+        let (_, r, d) = self.at;
+        let refs_end = r.checked_add(refs_len).ok_or_else(corrupted)?;
+        let data_end = d.checked_add(data_len).ok_or_else(corrupted)?;
+        let refs = self.refs.get(r..refs_end).ok_or_else(corrupted)?;
+        if data_end > self.data.len() {
+            return Err(corrupted());
+        }
+        let refs = std::str::from_utf8(refs)
+            .map_err(|e| Error::validation_with("corrupted reference list in SQLite record", e))?;
+        let record = Record {
+            key: key.clone(),
+            data: self.data.slice(d..data_end),
+            refs: Record::parse_refs(Some(refs))?,
+            schema_version: u32::try_from(schema_version).map_err(|e| {
+                Error::validation_with("corrupted schema_version in SQLite record", e)
+            })?,
+            created_at: timestamp(created_at)?,
+            updated_at: timestamp(updated_at)?,
+        };
+        self.at = (at, refs_end, data_end);
+        Ok(record)
+    }
+}
+
+/// The largest power of two not above `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << n.max(1).ilog2()
+}
+
+/// A decimal integer of a packed load's header.
+fn parse_int(text: &[u8]) -> Option<i64> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// SQLite's "string or blob too big": the packed value of a chunk went over
+/// its length limit.
+fn is_too_big(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("18"))
 }
 
 fn timestamp(micros: i64) -> Result<DateTime<Utc>> {
@@ -231,6 +338,126 @@ impl SqliteBackend {
             .map_err(|e| self.err("commit the migrations", e))
     }
 
+    /// The statement selecting `chunk`'s rows: `columns` (with `{key}` for the
+    /// column that names each row's key) from a primary-key `IN` list when
+    /// the keys share a tenant and a class (the usual case: one document's
+    /// references), or joined against the list of keys. With the `IN` list,
+    /// `{key}` is the id and the positions of `chunk` in id order come along.
+    ///
+    /// The list is padded to `padded` entries (a repeated id, or keys that
+    /// match no row), so that loads of varying sizes reuse a few prepared
+    /// statements: preparing one with a thousand parameters takes about as
+    /// long as running it.
+    fn select_keys<'a>(
+        chunk: &'a [Key],
+        columns: &str,
+        padded: usize,
+    ) -> (QueryBuilder<'a, Sqlite>, Option<Vec<usize>>) {
+        let one_class = chunk
+            .iter()
+            .all(|k| k.tenant == chunk[0].tenant && k.class_name == chunk[0].class_name);
+        if one_class {
+            let mut order: Vec<usize> = (0..chunk.len()).collect();
+            order.sort_unstable_by_key(|&i| chunk[i].id);
+            let mut qb = QueryBuilder::new(format!(
+                "SELECT {} FROM toast_records WHERE tenant = ",
+                columns
+                    .replace("{key_text}", "hex(id)")
+                    .replace("{key}", "id")
+                    .replace("{r}", "")
+            ));
+            qb.push_bind(&*chunk[0].tenant);
+            qb.push(" AND class_name = ");
+            qb.push_bind(&*chunk[0].class_name);
+            qb.push(" AND id IN (");
+            let mut ids = qb.separated(", ");
+            for key in chunk {
+                ids.push_bind(key.id.as_bytes().as_slice());
+            }
+            for _ in chunk.len()..padded {
+                ids.push_bind(chunk[0].id.as_bytes().as_slice());
+            }
+            qb.push(")");
+            (qb, Some(order))
+        } else {
+            let mut qb = QueryBuilder::new("WITH k(n, t, c, i) AS (");
+            let keys = chunk.iter().map(Some).chain(std::iter::repeat(None));
+            qb.push_values(
+                keys.take(padded.max(chunk.len())).enumerate(),
+                |mut row, (n, key)| {
+                    // Padding: NULL matches no row.
+                    row.push(n)
+                        .push_bind(key.map(|k| &*k.tenant))
+                        .push_bind(key.map(|k| &*k.class_name))
+                        .push_bind(key.map(|k| k.id.as_bytes().as_slice()));
+                },
+            );
+            qb.push(format!(
+                ") SELECT {} FROM k JOIN toast_records r \
+                 ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i",
+                columns
+                    .replace("{key_text}", "k.n")
+                    .replace("{key}", "k.n")
+                    .replace("{r}", "r.")
+            ));
+            (qb, None)
+        }
+    }
+
+    /// Loads `chunk` as one value: SQLite concatenates the rows, each behind
+    /// a text header, and they are cut out of it here without a copy.
+    ///
+    /// Selected as rows, every record costs sqlx a row message from its worker
+    /// thread and a copy of each of its six values, more than SQLite takes to
+    /// find it (BENCHMARKS.md); as one value, the rows of a chunk cost one
+    /// message and one copy.
+    async fn load_packed(&self, chunk: &[Key], out: &mut Vec<Record>) -> sqlx::Result<()> {
+        let (mut qb, by_id) =
+            Self::select_keys(chunk, PACKED_COLUMNS, chunk.len().next_power_of_two());
+        let row = qb.build().fetch_one(&self.pool).await?;
+        let headers: Option<&[u8]> = row.try_get(0)?;
+        let refs: Option<&[u8]> = row.try_get(1)?;
+        let data: Option<Vec<u8>> = row.try_get(2)?;
+        let (Some(headers), Some(data)) = (headers, data) else {
+            return Ok(());
+        };
+        let mut packed = Packed {
+            headers,
+            refs: refs.unwrap_or_default(),
+            data: Bytes::from(data),
+            at: (0, 0, 0),
+        };
+        while packed.at.0 < packed.headers.len() {
+            let record = packed
+                .next(chunk, by_id.as_deref())
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            out.push(record);
+        }
+        Ok(())
+    }
+
+    /// Loads `chunk` row by row (for chunks too big to pack into one value).
+    async fn load_rows(&self, chunk: &[Key], out: &mut Vec<Record>) -> Result<()> {
+        let (mut qb, by_id) = Self::select_keys(
+            chunk,
+            "{key}, {r}data, {r}refs, {r}schema_version, {r}created_at, {r}updated_at",
+            chunk.len().next_power_of_two(),
+        );
+        let by_id = by_id.as_deref();
+        // Each row is decoded as it arrives and dropped: the rows of a chunk
+        // and their records are never all in memory at once.
+        let records = qb
+            .build()
+            .try_map(|row: SqliteRow| Ok(Self::decode(&row, chunk, by_id)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("load records", e))?;
+        for record in records {
+            out.push(record?);
+        }
+        Ok(())
+    }
+
     /// Decodes a loaded row whose first column names its key: `k.n`, the
     /// key's position in `keys` (by-key join), or the id (one-class query,
     /// `by_id` lists the positions of `keys` in id order). The key is taken
@@ -368,55 +595,26 @@ impl Backend for SqliteBackend {
 
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(KEY_CHUNK) {
-            let one_class = chunk
-                .iter()
-                .all(|k| k.tenant == chunk[0].tenant && k.class_name == chunk[0].class_name);
-            let mut order = Vec::new();
-            let mut qb: QueryBuilder<'_, Sqlite>;
-            if one_class {
-                // The usual case (one document's references): a primary-key
-                // IN list, no join against a materialized list of keys.
-                order = (0..chunk.len()).collect();
-                order.sort_unstable_by_key(|&i| chunk[i].id);
-                qb = QueryBuilder::new(
-                    "SELECT id, data, refs, schema_version, created_at, updated_at \
-                     FROM toast_records WHERE tenant = ",
-                );
-                qb.push_bind(&*chunk[0].tenant);
-                qb.push(" AND class_name = ");
-                qb.push_bind(&*chunk[0].class_name);
-                qb.push(" AND id IN (");
-                let mut ids = qb.separated(", ");
-                for key in chunk {
-                    ids.push_bind(key.id.as_bytes().as_slice());
-                }
-                qb.push(")");
-            } else {
-                qb = QueryBuilder::new("WITH k(n, t, c, i) AS (");
-                qb.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {
-                    row.push(n)
-                        .push_bind(&*key.tenant)
-                        .push_bind(&*key.class_name)
-                        .push_bind(key.id.as_bytes().as_slice());
-                });
-                qb.push(
-                    ") SELECT k.n, r.data, r.refs, r.schema_version, r.created_at, r.updated_at \
-                     FROM k JOIN toast_records r \
-                     ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i",
-                );
+        let mut rest = keys;
+        let mut size = PACKED_FIRST;
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            let before = out.len();
+            match self.load_packed(chunk, &mut out).await {
+                Ok(()) => {}
+                // Over SQLite's length limit as one value: row by row.
+                Err(e) if is_too_big(&e) => self.load_rows(chunk, &mut out).await?,
+                Err(e) => return Err(self.err("load records", e)),
             }
-            let by_id = one_class.then_some(order.as_slice());
-            // Each row is decoded as it arrives and dropped: the rows of a
-            // chunk and their records are never all in memory at once.
-            let records = qb
-                .build()
-                .try_map(|row: SqliteRow| Ok(Self::decode(&row, chunk, by_id)))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err("load records", e))?;
-            for record in records {
-                out.push(record?);
+            rows += out.len() - before;
+            bytes += out[before..].iter().map(|r| r.data.len()).sum::<usize>();
+            if let Some(per_record) = bytes.checked_div(rows) {
+                // A power of two, as the padded statements are.
+                size = prev_power_of_two(
+                    (PACKED_BYTES / per_record.max(1)).clamp(PACKED_MIN, KEY_CHUNK),
+                );
             }
         }
         Ok(out)
@@ -488,5 +686,128 @@ impl Backend for SqliteBackend {
     async fn close(&self) -> Result<()> {
         self.pool.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Reference;
+
+    async fn backend(dir: &tempfile::TempDir) -> SqliteBackend {
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        SqliteBackend::connect(&ConnectUrl::parse(&url).unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn sorted(mut records: Vec<Record>) -> Vec<Record> {
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        records
+    }
+
+    /// Packed loads return what row-by-row loads return, field for field:
+    /// data with NUL and non-UTF-8 bytes, empty data, references, timestamps,
+    /// schema versions, missing keys, mixed tenants and classes.
+    #[tokio::test]
+    async fn packed_loads_return_exactly_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = backend(&dir).await;
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut records = Vec::new();
+        for (n, data) in [
+            b"{\"x\":1}".to_vec(),
+            vec![0, 1, 2, 0, 255, b' ', b'7'],
+            Vec::new(),
+            b"1 2 3 4 5 6 ".to_vec(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let refs = vec![Reference::new("Child", Uuid::new_v4()); n];
+            let mut r = Record::new(Key::new(Arc::clone(&a), "Item", Uuid::new_v4()), data, refs);
+            r.schema_version = u32::try_from(n).unwrap() + 1;
+            records.push(r);
+        }
+        records.push(Record::new(
+            Key::new(Arc::clone(&b), "Item", records[0].key.id),
+            "[]",
+            vec![],
+        ));
+        records.push(Record::new(
+            Key::new(Arc::clone(&a), "Other", Uuid::new_v4()),
+            "2",
+            vec![],
+        ));
+        db.save(&records).await.unwrap();
+
+        let missing = Key::new(Arc::clone(&a), "Item", Uuid::new_v4());
+        let one_class: Vec<Key> = records[..4]
+            .iter()
+            .map(|r| r.key.clone())
+            .chain([missing.clone()])
+            .collect();
+        let mixed: Vec<Key> = records
+            .iter()
+            .map(|r| r.key.clone())
+            .chain([missing])
+            .collect();
+        for keys in [&one_class, &mixed] {
+            let (mut packed, mut rows) = (Vec::new(), Vec::new());
+            db.load_packed(keys, &mut packed).await.unwrap();
+            db.load_rows(keys, &mut rows).await.unwrap();
+            let (packed, rows) = (sorted(packed), sorted(rows));
+            assert_eq!(packed.len(), keys.len() - 1);
+            assert_eq!(packed.len(), rows.len());
+            for (p, r) in packed.iter().zip(&rows) {
+                assert_eq!(p.key, r.key);
+                assert_eq!(p.data, r.data);
+                assert_eq!(p.refs, r.refs);
+                assert_eq!(p.schema_version, r.schema_version);
+                assert_eq!(p.created_at, r.created_at);
+                assert_eq!(p.updated_at, r.updated_at);
+            }
+            let saved = sorted(records.clone());
+            for p in &packed {
+                let s = saved.iter().find(|s| s.key == p.key).unwrap();
+                assert_eq!((&p.data, &p.refs), (&s.data, &s.refs));
+            }
+        }
+        // Nothing found: no records, no error.
+        let mut none = Vec::new();
+        db.load_packed(&[Key::new(a, "Item", Uuid::new_v4())], &mut none)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    /// A value over SQLite's length limit is recognized, so that the load
+    /// falls back to reading rows.
+    #[tokio::test]
+    async fn a_value_over_the_length_limit_is_recognized() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = backend(&dir).await;
+        let Err(e) = sqlx::query("SELECT zeroblob(2000000000)")
+            .fetch_one(&db.pool)
+            .await
+        else {
+            panic!("a 2 GB blob was made");
+        };
+        assert!(is_too_big(&e), "{e:?}");
+        let Err(other) = sqlx::query("SELECT * FROM no_such_table")
+            .fetch_one(&db.pool)
+            .await
+        else {
+            panic!("selected from a missing table");
+        };
+        assert!(!is_too_big(&other));
+    }
+
+    #[test]
+    fn padded_sizes_are_powers_of_two() {
+        assert_eq!(prev_power_of_two(1), 1);
+        assert_eq!(prev_power_of_two(1_900), 1_024);
+        assert_eq!(prev_power_of_two(2_048), 2_048);
+        assert_eq!(prev_power_of_two(0), 1);
     }
 }
