@@ -1579,7 +1579,14 @@ async fn child_big_doc(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
 
 fn run_child(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
     let exe = std::env::current_exe().map_err(err)?;
-    let out = std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe);
+    // The child measures peak RSS with the caller's heap parameters, not the
+    // measuring process's (see `HEAP_TUNABLES`).
+    match std::env::var("TOAST_BENCH_OWN_TUNABLES") {
+        Ok(own) if !own.is_empty() => child.env("GLIBC_TUNABLES", own),
+        _ => child.env_remove("GLIBC_TUNABLES"),
+    };
+    let out = child
         .env("TOAST_BENCH_CHILD", side)
         .env("TOAST_BENCH_CHILD_BACKEND", which.name())
         .env("TOAST_BENCH_CHILD_DIR", dir)
@@ -1739,6 +1746,50 @@ fn parse_args() -> R<Args> {
     })
 }
 
+/// glibc heap parameters for the measuring process (the `big_doc` children,
+/// which measure peak RSS, run with the defaults).
+///
+/// By default glibc gives the top of the heap back to the kernel once 128 KiB
+/// of it is free, and serves blocks from a dynamic size (128 KiB up) with
+/// `mmap`; each repetition then faults its pages in again, and how many
+/// depends on what the *other* side freed just before. Measured on the machine
+/// of BENCHMARKS.md: memory `read_1k`'s baseline took 0.55 ms or 1.0 ms
+/// depending only on the toast code interleaved with it. With a fixed, high
+/// trim threshold, top pad and mmap threshold, both sides reuse warm pages.
+const HEAP_TUNABLES: &str = "glibc.malloc.trim_threshold=268435456:\
+    glibc.malloc.top_pad=67108864:glibc.malloc.mmap_threshold=33554432";
+
+/// Runs this bench again with [`HEAP_TUNABLES`] (glibc reads them only at
+/// start-up) and exits with its status; returns in the process that has them.
+fn steady_allocator() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu"))
+        || std::env::var_os("TOAST_BENCH_TUNED").is_some()
+    {
+        return;
+    }
+    let own = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    let tunables = if own.is_empty() {
+        HEAP_TUNABLES.to_owned()
+    } else {
+        format!("{own}:{HEAP_TUNABLES}")
+    };
+    let status = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("GLIBC_TUNABLES", tunables)
+            .env("TOAST_BENCH_TUNED", "1")
+            .env("TOAST_BENCH_OWN_TUNABLES", own)
+            .status()
+    });
+    match status {
+        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Err(e) => {
+            eprintln!("compare: cannot restart with steady heap parameters: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn child_main(side: &str) -> ! {
     let result = (|| -> R<ChildReport> {
         let which = std::env::var("TOAST_BENCH_CHILD_BACKEND")
@@ -1836,6 +1887,7 @@ fn main() {
     if let Ok(side) = std::env::var("TOAST_BENCH_CHILD") {
         child_main(&side);
     }
+    steady_allocator();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
