@@ -79,6 +79,9 @@ const PACKED_FIRST: usize = 128;
 /// Data bytes a packed load statement aims at (1 KiB records: about 1,900
 /// keys, so 1,000 references take two statements; 10 KiB records: about 200).
 const PACKED_BYTES: usize = 2 << 20;
+/// Loads of fewer keys read rows: packing saves nothing on one or two rows
+/// and costs SQLite the formatting of a header.
+const PACKED_FROM: usize = 4;
 /// Fewest keys in a packed load statement.
 const PACKED_MIN: usize = 16;
 /// A packed load's three columns, each the concatenation of one part of
@@ -602,7 +605,13 @@ impl Backend for SqliteBackend {
             let (chunk, tail) = rest.split_at(size.min(rest.len()));
             rest = tail;
             let before = out.len();
-            match self.load_packed(chunk, &mut out).await {
+            let packed = if chunk.len() < PACKED_FROM {
+                self.load_rows(chunk, &mut out).await?;
+                Ok(())
+            } else {
+                self.load_packed(chunk, &mut out).await
+            };
+            match packed {
                 Ok(()) => {}
                 // Over SQLite's length limit as one value: row by row.
                 Err(e) if is_too_big(&e) => self.load_rows(chunk, &mut out).await?,
