@@ -24,6 +24,10 @@
 //! (`migrations/sqlite/`), applied at connect under SQLite's write lock and
 //! recorded in `_toast_migrations`. The journal is WAL; every flush is one
 //! transaction.
+//!
+//! A load selects its keys in chunks, each chunk one statement whose one row
+//! packs the records (SQLite's `group_concat` of their headers, references and
+//! data); the records are slices of that row's data, not copies.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
