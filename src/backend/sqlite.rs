@@ -113,6 +113,28 @@ pub(crate) async fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(SqliteBackend::connect(url).await?))
 }
 
+/// How a loaded row names its key: the key's position in the load (join
+/// form), or its id (`IN`-list form).
+enum RowKey {
+    Position(i64),
+    Id(Uuid),
+}
+
+/// The key of `keys` a loaded row names; `by_id` lists the positions of
+/// `keys` in id order (`IN`-list form).
+fn row_key<'k>(keys: &'k [Key], by_id: Option<&[usize]>, named: RowKey) -> Result<&'k Key> {
+    match (named, by_id) {
+        (RowKey::Position(n), _) => usize::try_from(n).ok().and_then(|n| keys.get(n)),
+        (RowKey::Id(id), Some(order)) => order
+            .binary_search_by_key(&id, |&i| keys[i].id)
+            .ok()
+            .and_then(|p| order.get(p))
+            .and_then(|&i| keys.get(i)),
+        (RowKey::Id(_), None) => None,
+    }
+    .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))
+}
+
 /// The columns of a packed load (see [`PACKED_COLUMNS`]) and how far they
 /// have been read: (headers, references, data).
 struct Packed<'a> {
@@ -135,21 +157,14 @@ impl Packed<'_> {
             Ok(&rest[..len])
         };
         let key_text = field()?;
-        let key = match by_id {
-            None => parse_int(key_text)
-                .and_then(|n| usize::try_from(n).ok())
-                .and_then(|n| keys.get(n)),
-            Some(order) => {
-                let id = Uuid::try_parse_ascii(key_text)
-                    .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?;
-                order
-                    .binary_search_by_key(&id, |&i| keys[i].id)
-                    .ok()
-                    .and_then(|p| order.get(p))
-                    .and_then(|&i| keys.get(i))
-            }
-        }
-        .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))?;
+        let named = match by_id {
+            None => RowKey::Position(parse_int(key_text).ok_or_else(corrupted)?),
+            Some(_) => RowKey::Id(
+                Uuid::try_parse_ascii(key_text)
+                    .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?,
+            ),
+        };
+        let key = row_key(keys, by_id, named)?;
         let mut int = || field().and_then(|t| parse_int(t).ok_or_else(corrupted));
         let schema_version = int()?;
         let created_at = int()?;
@@ -471,23 +486,17 @@ impl SqliteBackend {
     /// from `keys`, so no key text is read back or allocated again.
     fn decode(row: &SqliteRow, keys: &[Key], by_id: Option<&[usize]>) -> Result<Record> {
         let get_err = |e: sqlx::Error| Error::validation_with("corrupted SQLite record", e);
-        let key = match by_id {
-            None => {
-                let n: i64 = row.try_get(0).map_err(get_err)?;
-                usize::try_from(n).ok().and_then(|n| keys.get(n))
-            }
-            Some(order) => {
+        let named = match by_id {
+            None => RowKey::Position(row.try_get(0).map_err(get_err)?),
+            Some(_) => {
                 let id: &[u8] = row.try_get(0).map_err(get_err)?;
-                let id = Uuid::from_slice(id)
-                    .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?;
-                order
-                    .binary_search_by_key(&id, |&i| keys[i].id)
-                    .ok()
-                    .and_then(|p| order.get(p))
-                    .and_then(|&i| keys.get(i))
+                RowKey::Id(
+                    Uuid::from_slice(id)
+                        .map_err(|e| Error::validation_with("corrupted id in SQLite record", e))?,
+                )
             }
-        }
-        .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))?;
+        };
+        let key = row_key(keys, by_id, named)?;
         let data: &[u8] = row.try_get(1).map_err(get_err)?;
         let refs: Option<&str> = row.try_get(2).map_err(get_err)?;
         let schema_version: i64 = row.try_get(3).map_err(get_err)?;
