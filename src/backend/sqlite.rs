@@ -30,7 +30,7 @@
 //! data); the records are slices of that row's data, not copies.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -113,6 +113,52 @@ pub(crate) async fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(SqliteBackend::connect(url).await?))
 }
 
+/// A row load's columns: the key (see [`PACKED_COLUMNS`]), then a record's.
+const ROW_COLUMNS: &str =
+    "{key}, {r}data, {r}refs, {r}schema_version, {r}created_at, {r}updated_at";
+
+/// What a load selects for its keys.
+#[derive(Clone, Copy)]
+enum Select {
+    /// One row packing the chunk ([`PACKED_COLUMNS`]).
+    Packed,
+    /// A row per record ([`ROW_COLUMNS`]).
+    Rows,
+}
+
+impl Select {
+    /// The SQL around the keys: what precedes the `IN` list's first bound
+    /// tenant, or what follows the join form's list of keys. Made once.
+    fn sql(self, join: bool) -> &'static str {
+        static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
+            let in_list = |columns: &str| {
+                let columns = columns
+                    .replace("{key_text}", "hex(id)")
+                    .replace("{key}", "id")
+                    .replace("{r}", "");
+                format!("SELECT {columns} FROM toast_records WHERE tenant = ")
+            };
+            let join = |columns: &str| {
+                let columns = columns
+                    .replace("{key_text}", "k.n")
+                    .replace("{key}", "k.n")
+                    .replace("{r}", "r.");
+                format!(
+                    ") SELECT {columns} FROM k JOIN toast_records r \
+                     ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i"
+                )
+            };
+            [
+                in_list(PACKED_COLUMNS),
+                join(PACKED_COLUMNS),
+                in_list(ROW_COLUMNS),
+                join(ROW_COLUMNS),
+            ]
+        });
+        &SQL[self as usize * 2 + usize::from(join)]
+    }
+}
+
 /// How a loaded row names its key: the key's position in the load (join
 /// form), or its id (`IN`-list form).
 enum RowKey {
@@ -180,16 +226,12 @@ impl Packed<'_> {
         }
         let refs = std::str::from_utf8(refs)
             .map_err(|e| Error::validation_with("corrupted reference list in SQLite record", e))?;
-        let record = Record {
-            key: key.clone(),
-            data: self.data.slice(d..data_end),
-            refs: Record::parse_refs(Some(refs))?,
-            schema_version: u32::try_from(schema_version).map_err(|e| {
-                Error::validation_with("corrupted schema_version in SQLite record", e)
-            })?,
-            created_at: timestamp(created_at)?,
-            updated_at: timestamp(updated_at)?,
-        };
+        let record = stored_record(
+            key,
+            self.data.slice(d..data_end),
+            Some(refs),
+            [schema_version, created_at, updated_at],
+        )?;
         self.at = (at, refs_end, data_end);
         Ok(record)
     }
@@ -198,6 +240,25 @@ impl Packed<'_> {
 /// The largest power of two not above `n` (`n` ≥ 1).
 fn prev_power_of_two(n: usize) -> usize {
     1 << n.max(1).ilog2()
+}
+
+/// The record of a loaded row (packed or not), from its stored schema
+/// version and created and updated microseconds.
+fn stored_record(
+    key: &Key,
+    data: Bytes,
+    refs: Option<&str>,
+    [schema_version, created_at, updated_at]: [i64; 3],
+) -> Result<Record> {
+    Ok(Record {
+        key: key.clone(),
+        data,
+        refs: Record::parse_refs(refs)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|e| Error::validation_with("corrupted schema_version in SQLite record", e))?,
+        created_at: timestamp(created_at)?,
+        updated_at: timestamp(updated_at)?,
+    })
 }
 
 /// A decimal integer of a packed load's header.
@@ -360,34 +421,28 @@ impl SqliteBackend {
             .map_err(|e| self.err("commit the migrations", e))
     }
 
-    /// The statement selecting `chunk`'s rows: `columns` (with `{key}` for the
-    /// column that names each row's key) from a primary-key `IN` list when
-    /// the keys share a tenant and a class (the usual case: one document's
-    /// references), or joined against the list of keys. With the `IN` list,
-    /// `{key}` is the id and the positions of `chunk` in id order come along.
+    /// The statement selecting `chunk`'s rows (`select`) from a primary-key
+    /// `IN` list when the keys share a tenant and a class (the usual case: one
+    /// document's references), or joined against the list of keys. With the
+    /// `IN` list, rows are named by id and the positions of `chunk` in id
+    /// order come along.
     ///
-    /// The list is padded to `padded` entries (a repeated id, or keys that
+    /// The list is padded to a power of two (a repeated id, or keys that
     /// match no row), so that loads of varying sizes reuse a few prepared
     /// statements: preparing one with a thousand parameters takes about as
     /// long as running it.
-    fn select_keys<'a>(
-        chunk: &'a [Key],
-        columns: &str,
-        padded: usize,
-    ) -> (QueryBuilder<'a, Sqlite>, Option<Vec<usize>>) {
+    fn select_keys(
+        chunk: &[Key],
+        select: Select,
+    ) -> (QueryBuilder<'_, Sqlite>, Option<Vec<usize>>) {
+        let padded = chunk.len().next_power_of_two();
         let one_class = chunk
             .iter()
             .all(|k| k.tenant == chunk[0].tenant && k.class_name == chunk[0].class_name);
         if one_class {
             let mut order: Vec<usize> = (0..chunk.len()).collect();
             order.sort_unstable_by_key(|&i| chunk[i].id);
-            let mut qb = QueryBuilder::new(format!(
-                "SELECT {} FROM toast_records WHERE tenant = ",
-                columns
-                    .replace("{key_text}", "hex(id)")
-                    .replace("{key}", "id")
-                    .replace("{r}", "")
-            ));
+            let mut qb = QueryBuilder::new(select.sql(false));
             qb.push_bind(&*chunk[0].tenant);
             qb.push(" AND class_name = ");
             qb.push_bind(&*chunk[0].class_name);
@@ -414,14 +469,7 @@ impl SqliteBackend {
                         .push_bind(key.map(|k| k.id.as_bytes().as_slice()));
                 },
             );
-            qb.push(format!(
-                ") SELECT {} FROM k JOIN toast_records r \
-                 ON r.tenant = k.t AND r.class_name = k.c AND r.id = k.i",
-                columns
-                    .replace("{key_text}", "k.n")
-                    .replace("{key}", "k.n")
-                    .replace("{r}", "r.")
-            ));
+            qb.push(select.sql(true));
             (qb, None)
         }
     }
@@ -434,8 +482,7 @@ impl SqliteBackend {
     /// find it (BENCHMARKS.md); as one value, the rows of a chunk cost one
     /// message and one copy.
     async fn load_packed(&self, chunk: &[Key], out: &mut Vec<Record>) -> sqlx::Result<()> {
-        let (mut qb, by_id) =
-            Self::select_keys(chunk, PACKED_COLUMNS, chunk.len().next_power_of_two());
+        let (mut qb, by_id) = Self::select_keys(chunk, Select::Packed);
         let row = qb.build().fetch_one(&self.pool).await?;
         let headers: Option<&[u8]> = row.try_get(0)?;
         let refs: Option<&[u8]> = row.try_get(1)?;
@@ -460,11 +507,7 @@ impl SqliteBackend {
 
     /// Loads `chunk` row by row (for chunks too big to pack into one value).
     async fn load_rows(&self, chunk: &[Key], out: &mut Vec<Record>) -> Result<()> {
-        let (mut qb, by_id) = Self::select_keys(
-            chunk,
-            "{key}, {r}data, {r}refs, {r}schema_version, {r}created_at, {r}updated_at",
-            chunk.len().next_power_of_two(),
-        );
+        let (mut qb, by_id) = Self::select_keys(chunk, Select::Rows);
         let by_id = by_id.as_deref();
         // Each row is decoded as it arrives and dropped: the rows of a chunk
         // and their records are never all in memory at once.
@@ -502,16 +545,12 @@ impl SqliteBackend {
         let schema_version: i64 = row.try_get(3).map_err(get_err)?;
         let created_at: i64 = row.try_get(4).map_err(get_err)?;
         let updated_at: i64 = row.try_get(5).map_err(get_err)?;
-        Ok(Record {
-            key: key.clone(),
-            data: Bytes::copy_from_slice(data),
-            refs: Record::parse_refs(refs)?,
-            schema_version: u32::try_from(schema_version).map_err(|e| {
-                Error::validation_with("corrupted schema_version in SQLite record", e)
-            })?,
-            created_at: timestamp(created_at)?,
-            updated_at: timestamp(updated_at)?,
-        })
+        stored_record(
+            key,
+            Bytes::copy_from_slice(data),
+            refs,
+            [schema_version, created_at, updated_at],
+        )
     }
 }
 
