@@ -290,17 +290,20 @@ fn check_class(class: &str, id: Uuid, expected: &str) -> Result<()> {
 /// sharing its text (the references of one document or record mostly name one
 /// class).
 pub(crate) fn intern_classes(references: Vec<Reference>) -> Vec<(Arc<str>, Uuid)> {
-    let mut class: Option<Arc<str>> = None;
+    let mut last: Option<Arc<str>> = None;
     references
         .into_iter()
-        .map(|r| {
-            let c = match &class {
-                Some(c) if **c == *r.class_name => Arc::clone(c),
-                _ => Arc::clone(class.insert(Arc::from(r.class_name))),
-            };
-            (c, r.id)
-        })
+        .map(|r| (share_class(&mut last, &r.class_name), r.id))
         .collect()
+}
+
+/// `name` as the `last` class name when they are equal, else as a new one
+/// that becomes `last`: a run of references of one class shares one text.
+pub(crate) fn share_class(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
+    match last {
+        Some(known) if **known == *name => Arc::clone(known),
+        _ => Arc::clone(last.insert(Arc::from(name))),
+    }
 }
 
 impl Context {

@@ -236,11 +236,8 @@ fn close(
     };
     if let (2, Slot::Found(class), Slot::Found(id)) = (object.entries, object.class_name, object.id)
     {
-        let class = match last_class {
-            Some(last) if last.as_bytes() == class => Arc::clone(last),
-            _ => Arc::clone(last_class.insert(Arc::from(std::str::from_utf8(class).ok()?))),
-        };
-        out.push((class, id));
+        let class = std::str::from_utf8(class).ok()?;
+        out.push((crate::context::share_class(last_class, class), id));
     }
     Some(())
 }
