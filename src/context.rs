@@ -86,10 +86,7 @@ impl std::hash::Hash for CacheKey {
     }
 }
 
-/// The hash of the buffer and the cache: seeded per process (the ids of a
-/// document come from outside, so their hashes must not be predictable), and a
-/// few times cheaper than std's SipHash on one UUID.
-type Hasher = foldhash::fast::RandomState;
+type Hasher = crate::SeededHash;
 
 #[derive(Default)]
 struct State {

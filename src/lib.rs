@@ -91,6 +91,11 @@ mod store;
 pub mod tower;
 mod url;
 
+/// The hash of toast's in-memory maps: seeded per process (ids and names come
+/// from outside, so their hashes must not be predictable), and a few times
+/// cheaper than std's SipHash on one UUID.
+pub(crate) type SeededHash = foldhash::fast::RandomState;
+
 pub use backend::Backend;
 pub use context::{content_id, current, flush, scope, take_error, Context, MAX_DEPTH};
 pub use error::{BoxError, Error, Result};

@@ -40,6 +40,12 @@ impl Key {
     pub fn reference(&self) -> Reference {
         Reference::new(&*self.class_name, self.id)
     }
+
+    /// Whether `other` has this key's tenant and class (comparing `Arc`s, so
+    /// shared names compare by pointer first).
+    pub(crate) fn same_class(&self, other: &Key) -> bool {
+        self.tenant == other.tenant && self.class_name == other.class_name
+    }
 }
 
 impl fmt::Debug for Key {
@@ -118,7 +124,8 @@ impl Record {
     /// [`crate::Error::Validation`] when the text is not a list of references.
     pub fn parse_refs(text: Option<&str>) -> crate::Result<Vec<Reference>> {
         match text {
-            None | Some("") => Ok(Vec::new()),
+            // The empty list, which most records have, without a parse.
+            None | Some("" | "[]") => Ok(Vec::new()),
             Some(t) => serde_json::from_str(t).map_err(|e| {
                 crate::Error::validation_with("stored record has a corrupted reference list", e)
             }),

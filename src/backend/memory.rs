@@ -31,9 +31,8 @@ pub struct MemoryBackend {
     tenants: RwLock<Tenants>,
 }
 
-/// std's map with a seeded hash a few times cheaper than SipHash (ids and
-/// names come from outside, so the seed keeps their hashes unpredictable).
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// std's map with toast's seeded hash ([`crate::SeededHash`]).
+type HashMap<K, V> = std::collections::HashMap<K, V, crate::SeededHash>;
 
 type Tenants = HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Uuid, Stored>>>;
 
@@ -63,10 +62,7 @@ impl Stored {
 /// Splits `items` into runs of consecutive items whose keys share a tenant
 /// and a class (a batch is usually one run).
 fn runs<T>(items: &[T], key: impl Fn(&T) -> &Key) -> impl Iterator<Item = &[T]> {
-    items.chunk_by(move |a, b| {
-        let (a, b) = (key(a), key(b));
-        *a.tenant == *b.tenant && *a.class_name == *b.class_name
-    })
+    items.chunk_by(move |a, b| key(a).same_class(key(b)))
 }
 
 static NAMED: LazyLock<Mutex<BTreeMap<String, Arc<MemoryBackend>>>> =
@@ -125,22 +121,14 @@ fn class<'a>(
     tenants.get(tenant)?.get(class_name)
 }
 
-/// The records of `key`'s tenant and class, made empty when missing.
-fn class_mut<'a>(tenants: &'a mut Tenants, key: &Key) -> Result<&'a mut HashMap<Uuid, Stored>> {
-    // Looked up by `&str`: `entry` takes owned keys, i.e. a clone of `Arc`s
-    // every task shares (a contended count) on every save.
-    if !tenants.contains_key(&*key.tenant) {
-        tenants.insert(Arc::clone(&key.tenant), HashMap::default());
-    }
-    let classes = tenants
-        .get_mut(&*key.tenant)
-        .ok_or_else(|| Error::backend_msg("memory backend: tenant map vanished"))?;
-    if !classes.contains_key(&*key.class_name) {
-        classes.insert(Arc::clone(&key.class_name), HashMap::default());
-    }
-    classes
-        .get_mut(&*key.class_name)
-        .ok_or_else(|| Error::backend_msg("memory backend: class map vanished"))
+/// The records of `key`'s tenant and class, made empty when missing (one
+/// lookup per run of a batch, not per record).
+fn class_mut<'a>(tenants: &'a mut Tenants, key: &Key) -> &'a mut HashMap<Uuid, Stored> {
+    tenants
+        .entry(Arc::clone(&key.tenant))
+        .or_default()
+        .entry(Arc::clone(&key.class_name))
+        .or_default()
 }
 
 #[async_trait]
@@ -148,7 +136,7 @@ impl Backend for MemoryBackend {
     async fn save(&self, records: &[Record]) -> Result<()> {
         let mut tenants = self.tenants.write().map_err(|_| Self::poisoned())?;
         for run in runs(records, |r| &r.key) {
-            let ids = class_mut(&mut tenants, &run[0].key)?;
+            let ids = class_mut(&mut tenants, &run[0].key);
             ids.reserve(run.len());
             for record in run {
                 let stored = Stored {

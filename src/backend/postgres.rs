@@ -292,7 +292,7 @@ impl PostgresBackend {
             return Ok(());
         };
         let first = &first.record.key;
-        let one_class = rows.iter().all(|row| same_class(&row.record.key, first));
+        let one_class = rows.iter().all(|row| row.record.key.same_class(first));
         let mut ids = Vec::with_capacity(rows.len());
         let mut datas = Vec::with_capacity(rows.len());
         let mut refs = Vec::with_capacity(rows.len());
@@ -381,7 +381,7 @@ impl Backend for PostgresBackend {
         // their records are never all in memory at once. The key of a row
         // is the caller's own `Key` (found by the row's id or position): no
         // tenant or class text is read back, unescaped or allocated again.
-        let query = if keys.iter().all(|k| same_class(k, first)) {
+        let query = if keys.iter().all(|k| k.same_class(first)) {
             // The usual case (one document's references): tenant and class
             // sent once with the ids, sorted (the primary key is probed in
             // index order) and without repeats. `order[i]` is the position
@@ -481,12 +481,6 @@ impl PostgresBackend {
     }
 }
 
-/// Whether two keys share tenant and class (the `Arc`s are usually shared).
-fn same_class(a: &Key, b: &Key) -> bool {
-    (Arc::ptr_eq(&a.tenant, &b.tenant) || a.tenant == b.tenant)
-        && (Arc::ptr_eq(&a.class_name, &b.class_name) || a.class_name == b.class_name)
-}
-
 /// The 0-based position in the request of a loaded row's key (`k.n`, from
 /// `WITH ORDINALITY`, counts from 1); `None` when out of range.
 fn position(row: &PgRow) -> std::result::Result<Option<usize>, sqlx::Error> {
@@ -539,10 +533,7 @@ fn decode_row(row: &PgRow, key: Option<&Key>) -> Result<Record> {
     Ok(Record {
         key: key.clone(),
         data: Bytes::copy_from_slice(data),
-        refs: match refs {
-            None | Some("[]") => Vec::new(),
-            Some(text) => Record::parse_refs(Some(text))?,
-        },
+        refs: Record::parse_refs(refs)?,
         schema_version,
         created_at,
         updated_at,

@@ -436,9 +436,7 @@ impl SqliteBackend {
         select: Select,
     ) -> (QueryBuilder<'_, Sqlite>, Option<Vec<usize>>) {
         let padded = chunk.len().next_power_of_two();
-        let one_class = chunk
-            .iter()
-            .all(|k| k.tenant == chunk[0].tenant && k.class_name == chunk[0].class_name);
+        let one_class = chunk.iter().all(|k| k.same_class(&chunk[0]));
         if one_class {
             let mut order: Vec<usize> = (0..chunk.len()).collect();
             order.sort_unstable_by_key(|&i| chunk[i].id);
