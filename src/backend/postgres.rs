@@ -379,45 +379,40 @@ impl Backend for PostgresBackend {
         };
         // Each row is decoded as it arrives and dropped, so the rows and
         // their records are never all in memory at once. The key of a row
-        // is the caller's own `Key` (found by the row's id or position): no
+        // is the caller's own `Key` (found by the row's position): no
         // tenant or class text is read back, unescaped or allocated again.
-        let query = if keys.iter().all(|k| k.same_class(first)) {
+        let (query, asked) = if keys.iter().all(|k| k.same_class(first)) {
             // The usual case (one document's references): tenant and class
             // sent once with the ids, sorted (the primary key is probed in
-            // index order) and without repeats. `order[i]` is the position
-            // in `keys` of the i-th id; a row's `k.n` (1-based) names it.
-            let mut order: Vec<usize> = (0..keys.len()).collect();
-            order.sort_unstable_by_key(|&i| keys[i].id);
-            order.dedup_by_key(|i| keys[*i].id);
-            let ids: Vec<Uuid> = order.iter().map(|&i| keys[i].id).collect();
-            sqlx::query(&self.sql.load_one_class)
+            // index order) and without repeats.
+            let mut asked: Vec<&Key> = keys.iter().collect();
+            asked.sort_unstable_by_key(|k| k.id);
+            asked.dedup_by_key(|k| k.id);
+            let ids: Vec<Uuid> = asked.iter().map(|k| k.id).collect();
+            let query = sqlx::query(&self.sql.load_one_class)
                 .bind(names::encode(&first.tenant))
                 .bind(names::encode(&first.class_name))
-                .bind(ids)
-                .try_map(|row: PgRow| {
-                    let key = position(&row)?
-                        .and_then(|n| order.get(n))
-                        .and_then(|&i| keys.get(i));
-                    decode_row(&row, key).map_err(into_sqlx)
-                })
-                .fetch_all(&self.pool)
-                .await
+                .bind(ids);
+            (query, asked)
         } else {
             // Mixed tenants or classes: every key's three parts.
-            let keys = distinct(keys);
-            let (tenants, classes, ids) = key_columns(&keys);
-            sqlx::query(&self.sql.load)
+            let asked = distinct(keys);
+            let (tenants, classes, ids) = key_columns(&asked);
+            let query = sqlx::query(&self.sql.load)
                 .bind(tenants)
                 .bind(classes)
-                .bind(ids)
-                .try_map(|row: PgRow| {
-                    let key = position(&row)?.and_then(|n| keys.get(n).copied());
-                    decode_row(&row, key).map_err(into_sqlx)
-                })
-                .fetch_all(&self.pool)
-                .await
+                .bind(ids);
+            (query, asked)
         };
-        query.map_err(|e| self.load_error(e))
+        // A row's `k.n` names its key's position in `asked`.
+        query
+            .try_map(|row: PgRow| {
+                let key = position(&row)?.and_then(|n| asked.get(n).copied());
+                decode_row(&row, key).map_err(into_sqlx)
+            })
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.load_error(e))
     }
 
     async fn delete(&self, keys: &[Key]) -> Result<u64> {
