@@ -15,6 +15,9 @@ use crate::record::{Key, ListEntry, ListQuery, Record};
 
 pub mod memory;
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod batch;
+
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -102,6 +102,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 use uuid::Uuid;
 
+use crate::backend::batch::{self, distinct};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
@@ -679,15 +680,6 @@ fn last_per_key(records: &[Record]) -> Vec<&Record> {
     out
 }
 
-/// The keys without repeats, in first-seen order.
-fn distinct(keys: &[Key]) -> Vec<&Key> {
-    if keys.len() < 2 {
-        return keys.iter().collect();
-    }
-    let mut seen = std::collections::HashSet::with_capacity(keys.len());
-    keys.iter().filter(|k| seen.insert(*k)).collect()
-}
-
 type KeyColumns<'a> = (Vec<Cow<'a, str>>, Vec<Cow<'a, str>>, Vec<Uuid>);
 
 fn key_columns<'a>(keys: &[&'a Key]) -> KeyColumns<'a> {
@@ -705,22 +697,7 @@ fn key_columns<'a>(keys: &[&'a Key]) -> KeyColumns<'a> {
 /// Splits a flush into statements of at most [`CHUNK_ROWS`] rows and about
 /// [`CHUNK_BYTES`] of data (at least one row each); `size` gives a row's bytes.
 fn chunks<T>(rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0usize;
-    for (i, row) in rows.iter().enumerate() {
-        let size = size(row);
-        if i > start && (i - start >= CHUNK_ROWS || bytes.saturating_add(size) > CHUNK_BYTES) {
-            out.push(&rows[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes = bytes.saturating_add(size);
-    }
-    if start < rows.len() {
-        out.push(&rows[start..]);
-    }
-    out
+    batch::chunks(rows, size, CHUNK_BYTES, CHUNK_ROWS)
 }
 
 /// The one place tenant and class names are escaped for PostgreSQL `text`,

@@ -197,7 +197,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
@@ -211,6 +211,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisWrite, Script, ServerErrorKind, ToRedisArgs, Value};
 use uuid::Uuid;
 
+use crate::backend::batch::{chunk_ranges, distinct};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
@@ -566,44 +567,6 @@ impl ToRedisArgs for KeyArg<'_> {
     {
         self.write_to(&mut out.writer_for_next_arg());
     }
-}
-
-/// The distinct keys among `keys`, in their order. Keys from toast's
-/// prefetch are already distinct: one pass over the ids (16 bytes each)
-/// shows that, and only a batch with a repeated id pays for comparing
-/// whole keys.
-fn distinct(keys: &[Key]) -> Vec<&Key> {
-    let mut ids: HashSet<Uuid> = HashSet::with_capacity(keys.len());
-    if keys.iter().all(|k| ids.insert(k.id)) {
-        return keys.iter().collect();
-    }
-    let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
-    keys.iter().filter(|k| seen.insert(*k)).collect()
-}
-
-/// Splits consecutive items of the given sizes into ranges of at most
-/// `max_items` items and at most `max_bytes` bytes; an item bigger than
-/// `max_bytes` gets a range of its own.
-fn chunk_ranges(
-    sizes: impl IntoIterator<Item = usize>,
-    max_bytes: usize,
-    max_items: usize,
-) -> Vec<Range<usize>> {
-    let mut ranges = Vec::new();
-    let (mut start, mut bytes, mut i) = (0, 0usize, 0);
-    for size in sizes {
-        if i > start && (i - start >= max_items || bytes.saturating_add(size) > max_bytes) {
-            ranges.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes = bytes.saturating_add(size);
-        i += 1;
-    }
-    if i > start {
-        ranges.push(start..i);
-    }
-    ranges
 }
 
 /// How big the batches of one backend are (smaller in tests).

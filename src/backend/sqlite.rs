@@ -43,7 +43,7 @@ use sqlx::sqlite::{
 use sqlx::{Executor, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use crate::backend::Backend;
+use crate::backend::{batch, Backend};
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
 use crate::url::ConnectUrl;
@@ -567,24 +567,7 @@ fn ids_by_class(keys: &[Key]) -> BTreeMap<(&str, &str), Vec<&[u8]>> {
 /// `records` in slices of at most [`SAVE_CHUNK`] rows and [`SAVE_CHUNK_BYTES`]
 /// of data (a single bigger record gets a slice of its own).
 fn save_chunks(records: &[Record]) -> impl Iterator<Item = &[Record]> {
-    let mut rest = records;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut n = 0;
-        let mut bytes = 0;
-        while let Some(r) = rest.get(n) {
-            if n == SAVE_CHUNK || (n > 0 && bytes + r.data.len() > SAVE_CHUNK_BYTES) {
-                break;
-            }
-            bytes += r.data.len();
-            n += 1;
-        }
-        let (chunk, tail) = rest.split_at(n);
-        rest = tail;
-        Some(chunk)
-    })
+    batch::chunks(records, |r| r.data.len(), SAVE_CHUNK_BYTES, SAVE_CHUNK).into_iter()
 }
 
 /// One multi-row upsert of `chunk` (a slice from [`save_chunks`]).
