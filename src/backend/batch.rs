@@ -36,7 +36,6 @@ pub(crate) fn chunk_ranges(
 }
 
 /// `items` in slices by [`chunk_ranges`], `size` giving an item's bytes.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn chunks<T>(
     items: &[T],
     size: impl Fn(&T) -> usize,

@@ -211,7 +211,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisWrite, Script, ServerErrorKind, ToRedisArgs, Value};
 use uuid::Uuid;
 
-use crate::backend::batch::{chunk_ranges, distinct};
+use crate::backend::batch::{self, distinct};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
@@ -461,26 +461,10 @@ impl ToRedisArgs for &Encoded<'_> {
     }
 }
 
-/// Whether `escape` replaces this byte (all such bytes are ASCII).
-fn needs_escape(b: u8) -> bool {
-    matches!(
-        b,
-        b'%' | b':' | b'*' | b'?' | b'[' | b']' | b'\\' | b'{' | b'}' | 0x00..=0x1f | 0x7f
-    )
-}
-
-/// [`escape`] written straight into `w`.
-fn write_escaped(w: &mut impl std::io::Write, part: &str) {
-    let bytes = part.as_bytes();
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if needs_escape(b) {
-            put(w, bytes.get(run..i).unwrap_or_default());
-            let _ = write!(w, "%{b:02X}");
-            run = i + 1;
-        }
-    }
-    put(w, bytes.get(run..).unwrap_or_default());
+/// `{prefix}:{escape(tenant)}:{escape(class)}:`, what every key of one
+/// tenant's class starts with.
+fn key_head(prefix: &str, tenant: &str, class_name: &str) -> String {
+    format!("{prefix}:{}:{}:", escape(tenant), escape(class_name))
 }
 
 /// Writes the keys of a batch: `{prefix}:{escape(tenant)}:{escape(class)}:`
@@ -511,14 +495,7 @@ impl<'a> KeyHeads<'a> {
         let slot = match self.heads.iter().position(|(p, _)| *p == pair) {
             Some(i) => i,
             None => {
-                let mut head =
-                    Vec::with_capacity(self.prefix.len() + pair.0.len() + pair.1.len() + 3);
-                put(&mut head, self.prefix.as_bytes());
-                put(&mut head, b":");
-                write_escaped(&mut head, pair.0);
-                put(&mut head, b":");
-                write_escaped(&mut head, pair.1);
-                put(&mut head, b":");
+                let head = key_head(self.prefix, pair.0, pair.1).into_bytes();
                 if self.heads.len() < KEY_HEADS {
                     self.heads.push((pair, head));
                     self.heads.len() - 1
@@ -973,13 +950,8 @@ impl Shared {
     }
 
     fn key_of(&self, key: &Key) -> String {
-        format!(
-            "{}:{}:{}:{}",
-            self.prefix,
-            escape(&key.tenant),
-            escape(&key.class_name),
-            key.id.hyphenated()
-        )
+        let head = key_head(&self.prefix, &key.tenant, &key.class_name);
+        format!("{head}{}", key.id.hyphenated())
     }
 
     fn deadline_error(&self, what: &str) -> Error {
@@ -1078,11 +1050,11 @@ impl Shared {
     }
 
     fn corrupted(&self, key: &Key, what: &str) -> Error {
-        Error::validation(format!(
-            "stored record {} {} (Redis key {}) is corrupted: {what}",
-            key.class_name,
+        Error::validation(corrupted_text(
+            &key.class_name,
             key.id,
-            self.key_of(key)
+            &self.key_of(key),
+            what,
         ))
     }
 
@@ -1096,12 +1068,11 @@ impl Shared {
             None | Some([]) => Vec::new(),
             Some(text) => serde_json::from_slice::<Vec<Reference>>(text).map_err(|e| {
                 Error::validation_with(
-                    format!(
-                        "stored record {} {} (Redis key {}) is corrupted: its reference list \
-                         is not a JSON list of {{\"class_name\",\"id\"}}",
-                        key.class_name,
+                    corrupted_text(
+                        &key.class_name,
                         key.id,
-                        self.key_of(key)
+                        &self.key_of(key),
+                        "its reference list is not a JSON list of {\"class_name\",\"id\"}",
                     ),
                     e,
                 )
@@ -1123,6 +1094,11 @@ impl Shared {
     }
 }
 
+/// The message of a stored record that cannot be read back.
+fn corrupted_text(class_name: &str, id: Uuid, redis_key: &str, what: &str) -> String {
+    format!("stored record {class_name} {id} (Redis key {redis_key}) is corrupted: {what}")
+}
+
 fn unexpected(what: &str, value: &Value) -> Error {
     Error::backend_msg(format!("unexpected reply from Redis to {what}: {value:?}"))
 }
@@ -1136,11 +1112,11 @@ impl RedisBackend {
 
     /// One chunk of a save: the `SET … NX` pipeline, then the update script
     /// for the keys it found taken.
-    async fn save_chunk(&self, records: &[&Record], encoded: &[Encoded<'_>]) -> Result<()> {
+    async fn save_chunk(&self, records: &[(&Record, Encoded<'_>)]) -> Result<()> {
         let ttl_ms = self.ttl_ms();
         let mut heads = self.shared.key_heads();
         let mut pipe = redis::Pipeline::with_capacity(records.len());
-        for (record, value) in records.iter().zip(encoded) {
+        for (record, value) in records {
             let key = heads.arg(&record.key);
             // Sized up front: the buffer never grows while the data is copied in.
             let mut cmd = redis::Cmd::with_capacity(6, key.len() + value.len() + 32);
@@ -1164,14 +1140,12 @@ impl RedisBackend {
             )));
         }
         let mut invocation = self.shared.update.prepare_invoke();
+        invocation.arg(ttl_ms);
         let mut taken = 0usize;
-        for ((record, value), reply) in records.iter().zip(encoded).zip(&replies) {
+        for ((record, value), reply) in records.iter().zip(&replies) {
             match reply {
                 Value::Okay => {}
                 Value::Nil => {
-                    if taken == 0 {
-                        invocation.arg(ttl_ms);
-                    }
                     invocation.key(heads.arg(&record.key)).arg(value);
                     taken += 1;
                 }
@@ -1204,20 +1178,16 @@ impl Backend for RedisBackend {
         // Every record is encoded (and checked) before anything is sent.
         let encoded = records
             .iter()
-            .map(|r| encode(r))
+            .map(|r| Ok((*r, encode(r)?)))
             .collect::<Result<Vec<_>>>()?;
-        let ranges = chunk_ranges(
-            encoded.iter().map(Encoded::len),
+        let chunks = batch::chunks(
+            &encoded,
+            |(_, value)| value.len(),
             self.limits.save_chunk_bytes,
             self.limits.save_chunk_records,
         );
-        for range in ranges {
-            let (Some(chunk), Some(values)) =
-                (records.get(range.clone()), encoded.get(range.clone()))
-            else {
-                continue;
-            };
-            self.save_chunk(chunk, values).await?;
+        for chunk in chunks {
+            self.save_chunk(chunk).await?;
         }
         Ok(())
     }
@@ -1291,12 +1261,7 @@ impl Backend for RedisBackend {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<ListEntry>> {
-        let head = format!(
-            "{}:{}:{}:",
-            self.shared.prefix,
-            escape(&query.tenant),
-            escape(&query.class_name)
-        );
+        let head = key_head(&self.shared.prefix, &query.tenant, &query.class_name);
         let pattern = format!("{}*", glob_escape(&head));
         // SCAN until the cursor comes back to 0; duplicates are possible.
         let mut found: BTreeSet<(Uuid, String)> = BTreeSet::new();
@@ -1365,10 +1330,7 @@ impl Backend for RedisBackend {
                 other => return Err(unexpected("GETRANGE", &other)),
             };
             let header = parse_header(&bytes).map_err(|what| {
-                Error::validation(format!(
-                    "stored record {} {id} (Redis key {key}) is corrupted: {what}",
-                    query.class_name
-                ))
+                Error::validation(corrupted_text(&query.class_name, id, &key, &what))
             })?;
             entries.push(ListEntry {
                 id,
@@ -1386,6 +1348,7 @@ impl Backend for RedisBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::batch::chunk_ranges;
 
     fn shared() -> Shared {
         Shared {
