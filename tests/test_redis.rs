@@ -9,7 +9,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use support::redis::{admin, shared_url, shared_url_with, unique_prefix, RawValue, ThrowawayRedis};
+use support::redis::{
+    admin, calls_in, shared_url, shared_url_with, unique_prefix, RawValue, ThrowawayRedis,
+};
 use support::unique;
 use toast::backend::redis::RedisBackend;
 use toast::{External, Key, Record, Reference, Store};
@@ -309,7 +311,7 @@ async fn one_round_trip_per_flush_and_per_level_counted_by_the_server() {
     // A flush of new records is one pipeline of SET … NX: no script at all
     // (or only the test's own INFO/CONFIG).
     let calls = server.command_calls();
-    let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    let count = |name: &str| calls_in(&calls, name);
     assert_eq!(count("set"), records, "one SET per record: {calls:?}");
     for (name, _) in &calls {
         assert!(
@@ -325,7 +327,7 @@ async fn one_round_trip_per_flush_and_per_level_counted_by_the_server() {
         .unwrap();
     assert_eq!(back, doc);
     let calls = server.command_calls();
-    let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    let count = |name: &str| calls_in(&calls, name);
     assert_eq!(count("mget"), 3, "one MGET per level: {calls:?}");
     for (name, _) in &calls {
         assert!(
@@ -345,7 +347,7 @@ async fn one_round_trip_per_flush_and_per_level_counted_by_the_server() {
     assert_eq!(again, json);
     assert_eq!(store.stats().since(&before).save_calls, 1);
     let calls = server.command_calls();
-    let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    let count = |name: &str| calls_in(&calls, name);
     assert_eq!(
         count("set"),
         2 * records,
@@ -610,7 +612,7 @@ async fn a_flush_and_a_load_bigger_than_one_chunk() {
         .collect();
     server.reset_stats();
     backend.save(&again).await.unwrap();
-    let value_len = 26 + records[0].data.len();
+    let value_len = toast::backend::redis::HEADER_LEN + records[0].data.len();
     let per_chunk = toast::backend::redis::SAVE_CHUNK_BYTES / value_len;
     let chunks = records.len().div_ceil(per_chunk) as u64;
     assert!(chunks > 1, "{chunks}");

@@ -244,10 +244,7 @@ impl ThrowawayRedis {
     /// How often `name` (lower case, e.g. `"set"`, `"script|load"`) ran
     /// since the last [`ThrowawayRedis::reset_stats`].
     pub fn calls_of(&self, name: &str) -> u64 {
-        self.command_calls()
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0, |(_, c)| *c)
+        calls_in(&self.command_calls(), name)
     }
 
     /// Resets the `INFO commandstats` counters.
@@ -315,4 +312,9 @@ impl Drop for ThrowawayRedis {
         }
         self.kill();
     }
+}
+
+/// How many calls of command `name` a `command_calls()` list counts (0 if none).
+pub fn calls_in(calls: &[(String, u64)], name: &str) -> u64 {
+    calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
 }
