@@ -1585,9 +1585,12 @@ fn run_child(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
     let mut child = std::process::Command::new(exe);
     // The child measures peak RSS with the caller's heap parameters, not the
     // measuring process's (see `HEAP_TUNABLES`).
+    // Without the restart (`TOAST_BENCH_TUNED` set by the caller) the
+    // environment is the caller's already and is inherited as it is.
     match std::env::var("TOAST_BENCH_OWN_TUNABLES") {
         Ok(own) if !own.is_empty() => child.env("GLIBC_TUNABLES", own),
-        _ => child.env_remove("GLIBC_TUNABLES"),
+        Ok(_) => child.env_remove("GLIBC_TUNABLES"),
+        Err(_) => &mut child,
     };
     let out = child
         .env("TOAST_BENCH_CHILD", side)

@@ -66,11 +66,10 @@ struct Counters {
 /// `save_calls` and `load_calls` count calls to [`Backend::save`] and
 /// [`Backend::load`]. Each is one round trip to the storage for the batches
 /// an application usually makes; the built-in backends split a very large
-/// batch into several statements or pipelines to bound memory (SQLite above
-/// 4 MiB or 2,000 records per save, PostgreSQL above 8 MiB or 5,000, Redis
-/// above 2 MiB per save or 1,000 keys per load), and a Redis save that updates existing
-/// records adds one script call for them. The counters then still say one
-/// call.
+/// batch into several statements or pipelines to bound memory (each
+/// backend's module documentation gives its limits), and a Redis save that
+/// updates existing records adds one script call for them. The counters then
+/// still say one call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -5,7 +5,8 @@
 //! crate, applied when the store connects. Every operation is one statement
 //! over a connection pool created at connect: a flush of N records is one
 //! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE`, a load of N keys is
-//! one `SELECT … JOIN unnest(…)`.
+//! one `SELECT … JOIN unnest(…)`. A flush of more than 5,000 records or 8 MiB
+//! of data is split into statements of at most that size, in one transaction.
 //!
 //! # URL
 //!

@@ -23,7 +23,7 @@
 //! schema comes from versioned migrations shipped in the crate
 //! (`migrations/sqlite/`), applied at connect under SQLite's write lock and
 //! recorded in `_toast_migrations`. The journal is WAL; every flush is one
-//! transaction.
+//! transaction, of one statement per 2,000 records or 4 MiB of data.
 //!
 //! A load selects its keys in chunks, each chunk one statement whose one row
 //! packs the records (SQLite's `group_concat` of their headers, references and
