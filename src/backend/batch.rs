@@ -54,10 +54,11 @@ pub(crate) fn chunks<T>(
 /// whole keys.
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) fn distinct(keys: &[Key]) -> Vec<&Key> {
-    let mut ids: HashSet<Uuid> = HashSet::with_capacity(keys.len());
+    let hasher = crate::SeededHash::default;
+    let mut ids: HashSet<Uuid, _> = HashSet::with_capacity_and_hasher(keys.len(), hasher());
     if keys.iter().all(|k| ids.insert(k.id)) {
         return keys.iter().collect();
     }
-    let mut seen: HashSet<&Key> = HashSet::with_capacity(keys.len());
+    let mut seen: HashSet<&Key, _> = HashSet::with_capacity_and_hasher(keys.len(), hasher());
     keys.iter().filter(|k| seen.insert(*k)).collect()
 }
