@@ -856,8 +856,8 @@ async fn setup(which: Which, dir: &Path) -> R<Target> {
         }),
         #[cfg(feature = "sqlite")]
         Which::Sqlite => {
-            let toast_file = dir.join("toast.db");
-            let url = format!("sqlite://{}?pool_max={SQLITE_POOL}", toast_file.display());
+            let toast_path = dir.join("toast.db");
+            let url = format!("sqlite://{}?pool_max={SQLITE_POOL}", toast_path.display());
             let store = connect_store(&url).await?;
             let raw = Raw::sqlite(&dir.join("raw.db"), false)
                 .await
@@ -869,7 +869,7 @@ async fn setup(which: Which, dir: &Path) -> R<Target> {
                 .max_connections(1)
                 .connect_with(
                     sqlx::sqlite::SqliteConnectOptions::new()
-                        .filename(&toast_file)
+                        .filename(&toast_path)
                         .busy_timeout(Duration::from_secs(5)),
                 )
                 .await
@@ -1034,25 +1034,16 @@ async fn compare<'a>(
     toast_op: impl FnMut() -> BoxFut<'a, Duration>,
     base_op: impl FnMut() -> BoxFut<'a, Duration>,
 ) -> R<Measured> {
-    measure(plan, store, toast_op, base_op, None).await
+    compare_aside(plan, store, toast_op, base_op, None).await
 }
 
-/// As [`compare`], with a third operation timed in the same loop: a variant
-/// of the baseline that does more of toast's work, to show where a ratio's
-/// excess goes ([`Measured::aside_us`]).
+/// An aside: an operation [`compare_aside`] times beside a pair.
+type Op<'o, 'a> = &'o mut (dyn FnMut() -> BoxFut<'a, Duration> + 'o);
+
+/// As [`compare`], with an optional third operation timed in the same loop:
+/// a variant of the baseline that does more of toast's work, to show where a
+/// ratio's excess goes ([`Measured::aside_us`]).
 async fn compare_aside<'a>(
-    plan: Plan,
-    store: &toast::Store,
-    toast_op: impl FnMut() -> BoxFut<'a, Duration>,
-    base_op: impl FnMut() -> BoxFut<'a, Duration>,
-    mut aside_op: impl FnMut() -> BoxFut<'a, Duration>,
-) -> R<Measured> {
-    measure(plan, store, toast_op, base_op, Some(&mut aside_op)).await
-}
-
-type Op<'o, 'a> = &'o mut dyn FnMut() -> BoxFut<'a, Duration>;
-
-async fn measure<'a>(
     plan: Plan,
     store: &toast::Store,
     mut toast_op: impl FnMut() -> BoxFut<'a, Duration>,
@@ -1396,22 +1387,18 @@ async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
         })
     };
     let base_op = move || -> BoxFut<'_, Duration> { Box::pin(write_raw(raw, items, title, rev)) };
-    let plan = batch_plan(t.which);
-    let m = match shaped {
-        Some(shaped) => {
-            compare_aside(plan, store, toast_op, base_op, move || {
-                Box::pin(write_raw(shaped, items, title, rev))
-            })
-            .await?
-        }
-        None if hand_made => {
-            compare_aside(plan, store, toast_op, base_op, move || {
-                Box::pin(write_claim_check(raw, items, title, rev))
-            })
-            .await?
-        }
-        None => compare(plan, store, toast_op, base_op).await?,
+    let mut shaped_op = shaped.map(|shaped| {
+        move || -> BoxFut<'_, Duration> { Box::pin(write_raw(shaped, items, title, rev)) }
+    });
+    let mut hand_made_op = hand_made.then_some(move || -> BoxFut<'_, Duration> {
+        Box::pin(write_claim_check(raw, items, title, rev))
+    });
+    let aside: Option<Op<'_, '_>> = match (&mut shaped_op, &mut hand_made_op) {
+        (Some(op), _) => Some(op),
+        (None, Some(op)) => Some(op),
+        (None, None) => None,
     };
+    let m = compare_aside(batch_plan(t.which), store, toast_op, base_op, aside).await?;
     let mut row = Row::measured(t.which.name(), "write_1k", &m).with_ratio_target(1.25, "≤ 1.25");
     // The content ids toast must compute (DESIGN.md: an id is a hash of the
     // class and the bytes), timed alone: the part of toast's time no
@@ -1576,7 +1563,7 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
                 Ok(elapsed)
             })
         },
-        move || {
+        Some(&mut move || -> BoxFut<'_, Duration> {
             Box::pin(async move {
                 // What toast does, written out for this one document: parse
                 // the references, read their payloads in one batch, decode
@@ -1605,7 +1592,7 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
                 }
                 Ok(elapsed)
             })
-        },
+        }),
     )
     .await?;
     let mut row = Row::measured(t.which.name(), "read_1k", &m).with_ratio_target(1.25, "≤ 1.25");
@@ -1818,15 +1805,10 @@ async fn bench_concurrent(t: &Target, fx: &Fixture) -> R<Row> {
     let shaped = t.shaped.as_ref().filter(|_| t.which == Which::Sqlite);
     let toast_op = move || -> BoxFut<'_, Duration> { Box::pin(concurrent_toast(t, items)) };
     let base_op = move || -> BoxFut<'_, Duration> { Box::pin(concurrent_raw(&t.raw, items)) };
-    let mut m = match shaped {
-        Some(shaped) => {
-            compare_aside(plan, &t.store, toast_op, base_op, move || {
-                Box::pin(concurrent_raw(shaped, items))
-            })
-            .await?
-        }
-        None => compare(plan, &t.store, toast_op, base_op).await?,
-    };
+    let mut aside = shaped
+        .map(|shaped| move || -> BoxFut<'_, Duration> { Box::pin(concurrent_raw(shaped, items)) });
+    let aside = aside.as_mut().map(|op| op as Op<'_, '_>);
+    let mut m = compare_aside(plan, &t.store, toast_op, base_op, aside).await?;
     let ops = (TASKS * PER_TASK) as f64;
     m.round_trips /= ops;
     let toast_ops = ops / (m.toast_us / 1e6);

@@ -638,17 +638,15 @@ impl Backend for SqliteBackend {
             let (chunk, tail) = rest.split_at(size.min(rest.len()));
             rest = tail;
             let before = out.len();
-            let packed = if chunk.len() < PACKED_FROM {
+            if chunk.len() < PACKED_FROM {
                 self.load_rows(chunk, &mut out).await?;
-                Ok(())
             } else {
-                self.load_packed(chunk, &mut out).await
-            };
-            match packed {
-                Ok(()) => {}
-                // Over SQLite's length limit as one value: row by row.
-                Err(e) if is_too_big(&e) => self.load_rows(chunk, &mut out).await?,
-                Err(e) => return Err(self.err("load records", e)),
+                match self.load_packed(chunk, &mut out).await {
+                    Ok(()) => {}
+                    // Over SQLite's length limit as one value: row by row.
+                    Err(e) if is_too_big(&e) => self.load_rows(chunk, &mut out).await?,
+                    Err(e) => return Err(self.err("load records", e)),
+                }
             }
             rows += out.len() - before;
             bytes += out[before..].iter().map(|r| r.data.len()).sum::<usize>();
