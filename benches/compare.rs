@@ -460,7 +460,7 @@ impl Raw {
             .map_err(err)?;
         let table = format!("toast_bench_raw_{}", Uuid::new_v4().simple());
         let ddl = if shaped {
-            // As migrations/postgres/0001 makes toast's table.
+            // As migrations/postgres (0001 and 0002) leave toast's table.
             vec![
                 format!(
                     "CREATE TABLE {table} (tenant text NOT NULL, class_name text NOT NULL, \
@@ -471,7 +471,7 @@ impl Raw {
                 ),
                 format!(
                     "CREATE INDEX {table}_listing \
-                     ON {table} (tenant, class_name, created_at DESC, id DESC)"
+                     ON {table} ((tenant || E'\\x01/' || class_name), created_at DESC, id DESC)"
                 ),
             ]
         } else {
