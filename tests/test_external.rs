@@ -154,6 +154,40 @@ async fn to_vec_to_value_from_slice_from_value_round_trip() {
 }
 
 #[tokio::test]
+async fn from_slice_of_bytes_that_are_not_utf8_is_a_validation_error_saying_where() {
+    #[derive(Deserialize, Debug)]
+    struct Doc {
+        #[allow(dead_code)]
+        title: String,
+    }
+    let store = Store::memory();
+    // Valid JSON structure, a string holding a lone continuation byte.
+    let bytes = b"{\"title\": \"a\x80b\"}";
+    let err = toast::scope(store.clone(), toast::from_slice::<Doc>(bytes))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_validation(), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("invalid unicode code point at line 1 column"),
+        "{err}"
+    );
+    // The same document as UTF-8 is read, from bytes and from text alike.
+    let good = "{\"title\": \"a\u{e9}b\"}";
+    let (a, b) = toast::scope(store, async {
+        (
+            toast::from_slice::<Doc>(good.as_bytes()).await,
+            toast::from_json::<Doc>(good).await,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.unwrap().title, "a\u{e9}b");
+    assert_eq!(b.unwrap().title, "a\u{e9}b");
+}
+
+#[tokio::test]
 async fn same_value_gets_the_same_id_and_is_stored_once() {
     let store = Store::memory();
     let item = Item {
