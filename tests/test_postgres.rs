@@ -738,6 +738,29 @@ async fn loads_from_a_table_never_analyzed_probe_the_primary_key() -> TestResult
     assert_eq!(backend.load(&one_class).await?.len(), 1_000);
     assert_eq!(backend.load(&mixed).await?.len(), 1);
     assert_loads_probe_the_primary_key(&backend, &["fresh", "unknown"]).await?;
+    // Listing finds its index: the statement's expression is the index's.
+    let listed = backend
+        .list(&ListQuery {
+            tenant: "fresh".into(),
+            class_name: "C".into(),
+            offset: 0,
+            limit: 10,
+        })
+        .await?;
+    assert_eq!(listed.len(), 10);
+    let mut conn = backend.pool().acquire().await?;
+    let (name,): (String,) = sqlx::query_as(
+        "SELECT name FROM pg_prepared_statements WHERE strpos(statement, 'ORDER BY created_at') > 0",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let plan: Vec<String> =
+        sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}('fresh', 'C', 10, 0)"))
+            .fetch_all(&mut *conn)
+            .await?;
+    let plan = plan.join("\n");
+    assert!(plan.contains("records_listing"), "{plan}");
+    drop(conn);
     // Where autovacuum is on it may have analyzed the table meanwhile; the
     // plans above must hold either way, and on this machine's server
     // (autovacuum off) the table is known to be without statistics.
