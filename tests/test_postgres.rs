@@ -612,14 +612,25 @@ async fn loads_return_the_callers_keys_for_one_class_and_for_mixed_batches() -> 
     Ok(())
 }
 
+/// A backend with one connection on a schema of its own (named from
+/// `prefix`), and the shared URL and that schema, to drop afterwards.
+async fn one_connection_backend(
+    prefix: &str,
+) -> Result<(String, String, toast::backend::postgres::PostgresBackend), Box<dyn std::error::Error>>
+{
+    let url = shared_url();
+    let schema = unique_schema(prefix);
+    let store_url = with_option(&url, &format!("schema={schema}&pool_max=1"));
+    let backend =
+        toast::backend::postgres::PostgresBackend::connect(&toast::ConnectUrl::parse(&store_url)?)
+            .await?;
+    Ok((url, schema, backend))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_probe_the_primary_key_whatever_the_plan_and_statistics() -> TestResult {
-    use toast::backend::postgres::PostgresBackend;
-    let url = shared_url();
-    let schema = unique_schema("toast_plans");
     // One connection, so the session setting below holds for every load.
-    let store_url = with_option(&url, &format!("schema={schema}&pool_max=1"));
-    let backend = PostgresBackend::connect(&toast::ConnectUrl::parse(&store_url)?).await?;
+    let (url, schema, backend) = one_connection_backend("toast_plans").await?;
     // 100 tenants of 50 rows, analyzed (every tenant in the statistics'
     // most-common list), then a big tenant the statistics do not know yet
     // (autovacuum may be off or not have run): as a constant it is costed
@@ -706,11 +717,7 @@ async fn assert_loads_probe_the_primary_key(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_from_a_table_never_analyzed_probe_the_primary_key() -> TestResult {
-    use toast::backend::postgres::PostgresBackend;
-    let url = shared_url();
-    let schema = unique_schema("toast_no_stats");
-    let store_url = with_option(&url, &format!("schema={schema}&pool_max=1"));
-    let backend = PostgresBackend::connect(&toast::ConnectUrl::parse(&store_url)?).await?;
+    let (url, schema, backend) = one_connection_backend("toast_no_stats").await?;
     // The state of a new table (and of any table where autovacuum is off):
     // rows written and deleted, then a class of 1,000, no ANALYZE. Version
     // 1's listing index, on (tenant, class_name, created_at, id), cost the
