@@ -198,6 +198,22 @@ struct ClaimDoc<'a> {
     items: Vec<ClaimRef<'a>>,
 }
 
+impl ClaimDoc<'static> {
+    /// The document of references to `payloads`, each an `Item`.
+    fn of(title: &str, payloads: &[(Uuid, Bytes)]) -> Self {
+        ClaimDoc {
+            title: title.to_owned(),
+            items: payloads
+                .iter()
+                .map(|(id, _)| ClaimRef {
+                    class_name: "Item",
+                    id: *id,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct ClaimRef<'a> {
     class_name: &'a str,
@@ -216,18 +232,23 @@ struct Fixture {
     nested_inline_json: String,
 }
 
+/// Each item's JSON under a new id: what a baseline writes.
+fn payloads_of(items: &[Item]) -> R<Vec<(Uuid, Bytes)>> {
+    items
+        .iter()
+        .map(|it| {
+            Ok((
+                Uuid::new_v4(),
+                Bytes::from(serde_json::to_vec(it).map_err(err)?),
+            ))
+        })
+        .collect()
+}
+
 impl Fixture {
     fn new() -> R<Self> {
         let items: Vec<Item> = (0..1000).map(|i| make_item(i, ITEM_BYTES)).collect();
-        let payloads = items
-            .iter()
-            .map(|it| {
-                Ok((
-                    Uuid::new_v4(),
-                    Bytes::from(serde_json::to_vec(it).map_err(err)?),
-                ))
-            })
-            .collect::<R<Vec<_>>>()?;
+        let payloads = payloads_of(&items)?;
         let doc = Doc {
             title: "one thousand items".into(),
             items: items.iter().cloned().map(ExtItem).collect(),
@@ -237,17 +258,8 @@ impl Fixture {
             items: items.clone(),
         })
         .map_err(err)?;
-        let claim_json = serde_json::to_string(&ClaimDoc {
-            title: doc.title.clone(),
-            items: payloads
-                .iter()
-                .map(|(id, _)| ClaimRef {
-                    class_name: "Item",
-                    id: *id,
-                })
-                .collect(),
-        })
-        .map_err(err)?;
+        let claim_json =
+            serde_json::to_string(&ClaimDoc::of(&doc.title, &payloads)).map_err(err)?;
         let mut groups = Vec::new();
         let mut inline_groups = Vec::new();
         for g in 0..10 {
@@ -314,6 +326,8 @@ enum Raw {
     #[cfg(feature = "postgres")]
     Postgres {
         pool: sqlx::PgPool,
+        /// The baseline's own schema (quoted), which holds `table`.
+        schema: String,
         table: String,
         tenant: String,
         /// As [`Raw::Sqlite`]'s.
@@ -326,10 +340,25 @@ enum Raw {
     },
 }
 
+/// Toast's SQLite migrations, for the baseline on a table of toast's shape.
+#[cfg(feature = "sqlite")]
+const SQLITE_MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/sqlite/0001_records.sql"),
+    include_str!("../migrations/sqlite/0002_rowid_table.sql"),
+];
+
+/// Toast's PostgreSQL migrations (`{schema}` to be replaced), likewise.
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/postgres/0001_records.sql"),
+    include_str!("../migrations/postgres/0002_listing_by_expression.sql"),
+];
+
 #[cfg(feature = "sqlite")]
 fn sqlite_raw_table(shaped: bool) -> &'static str {
     if shaped {
-        "raw_records_shaped"
+        // The name toast's migrations give it.
+        "toast_records"
     } else {
         "raw_records"
     }
@@ -363,6 +392,27 @@ fn sqlite_raw_chunk(shaped: bool) -> usize {
     } else {
         10_000
     }
+}
+
+/// `{verb} FROM` the SQLite baseline table the rows of `tenant` with these ids.
+#[cfg(feature = "sqlite")]
+fn sqlite_by_ids<'a>(
+    verb: &str,
+    shaped: bool,
+    tenant: &'a str,
+    ids: &[Uuid],
+) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    let table = sqlite_raw_table(shaped);
+    let mut qb = sqlx::QueryBuilder::new(format!("{verb} FROM {table} WHERE tenant = "));
+    qb.push_bind(tenant)
+        .push(class_condition(shaped))
+        .push(" AND id IN (");
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(id.as_bytes().to_vec());
+    }
+    qb.push(")");
+    qb
 }
 
 /// One multi-row upsert of `chunk` into the SQLite baseline table.
@@ -419,30 +469,20 @@ impl Raw {
             .connect_with(options)
             .await
             .map_err(err)?;
-        let table = sqlite_raw_table(shaped);
         let ddl = if shaped {
-            // As migrations/sqlite (0001 and 0002) leave toast's table.
-            vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {table} (tenant TEXT NOT NULL, \
-                     class_name TEXT NOT NULL, id BLOB NOT NULL, data BLOB NOT NULL, refs TEXT, \
-                     schema_version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
-                     updated_at INTEGER NOT NULL, PRIMARY KEY (tenant, class_name, id))"
-                ),
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {table}_listing \
-                     ON {table} (tenant, class_name, created_at DESC, id DESC)"
-                ),
-            ]
+            // Toast's own migrations, in a file of their own: the table and
+            // index exactly as toast's backend leaves them.
+            SQLITE_MIGRATIONS.concat()
         } else {
-            vec![format!(
-                "CREATE TABLE IF NOT EXISTS {table} (tenant TEXT NOT NULL, id BLOB NOT NULL, \
-                 data BLOB NOT NULL, PRIMARY KEY (tenant, id))"
-            )]
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (tenant TEXT NOT NULL, id BLOB NOT NULL, \
+                 data BLOB NOT NULL, PRIMARY KEY (tenant, id))",
+                sqlite_raw_table(false)
+            )
         };
-        for statement in ddl {
-            sqlx::query(&statement).execute(&pool).await.map_err(err)?;
-        }
+        sqlx::Executor::execute(&pool, ddl.as_str())
+            .await
+            .map_err(err)?;
         Ok(Raw::Sqlite {
             pool,
             shaped,
@@ -458,33 +498,28 @@ impl Raw {
             .connect(url)
             .await
             .map_err(err)?;
-        let table = format!("toast_bench_raw_{}", Uuid::new_v4().simple());
-        let ddl = if shaped {
-            // As migrations/postgres (0001 and 0002) leave toast's table.
-            vec![
-                format!(
-                    "CREATE TABLE {table} (tenant text NOT NULL, class_name text NOT NULL, \
-                     id uuid NOT NULL, data jsonb NOT NULL, \
-                     refs jsonb NOT NULL DEFAULT '[]'::jsonb, schema_version bigint NOT NULL, \
-                     created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, \
-                     PRIMARY KEY (tenant, class_name, id))"
-                ),
-                format!(
-                    "CREATE INDEX {table}_listing \
-                     ON {table} ((tenant || E'\\x01/' || class_name), created_at DESC, id DESC)"
-                ),
-            ]
+        // A schema of its own, dropped at the end ([`Raw::cleanup`]).
+        let schema = format!("\"toast_bench_raw_{}\"", Uuid::new_v4().simple());
+        let (ddl, table) = if shaped {
+            // Toast's own migrations: the table and index exactly as toast's
+            // backend leaves them.
+            let ddl = POSTGRES_MIGRATIONS.concat().replace("{schema}", &schema);
+            (ddl, format!("{schema}.records"))
         } else {
-            vec![format!(
+            let table = format!("{schema}.raw_records");
+            let ddl = format!(
                 "CREATE TABLE {table} (tenant text NOT NULL, id uuid NOT NULL, \
                  data jsonb NOT NULL, PRIMARY KEY (tenant, id))"
-            )]
+            );
+            (ddl, table)
         };
-        for statement in ddl {
-            sqlx::query(&statement).execute(&pool).await.map_err(err)?;
-        }
+        let ddl = format!("CREATE SCHEMA {schema}; {ddl}");
+        sqlx::Executor::execute(&pool, ddl.as_str())
+            .await
+            .map_err(err)?;
         Ok(Raw::Postgres {
             pool,
+            schema,
             table,
             tenant: format!("bench-{}", Uuid::new_v4()),
             shaped,
@@ -545,6 +580,7 @@ impl Raw {
                 table,
                 tenant,
                 shaped,
+                ..
             } => {
                 let ids: Vec<String> = batch.iter().map(|(id, _)| id.to_string()).collect();
                 let data = batch
@@ -617,21 +653,10 @@ impl Raw {
                 shaped,
                 tenant,
             } => {
-                let table = sqlite_raw_table(*shaped);
-                let class = class_condition(*shaped);
-                use sqlx::{QueryBuilder, Row, Sqlite};
+                use sqlx::Row;
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(sqlite_raw_chunk(*shaped)) {
-                    let mut qb: QueryBuilder<'_, Sqlite> =
-                        QueryBuilder::new(format!("SELECT data FROM {table} WHERE tenant = "));
-                    qb.push_bind(tenant.as_str())
-                        .push(class)
-                        .push(" AND id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.as_bytes().to_vec());
-                    }
-                    qb.push(")");
+                    let mut qb = sqlite_by_ids("SELECT data", *shaped, tenant, chunk);
                     let rows = qb.build().fetch_all(pool).await.map_err(err)?;
                     for row in &rows {
                         let data: Vec<u8> = row.try_get(0).map_err(err)?;
@@ -646,6 +671,7 @@ impl Raw {
                 table,
                 tenant,
                 shaped,
+                ..
             } => {
                 use sqlx::Row;
                 let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
@@ -718,20 +744,8 @@ impl Raw {
                 shaped,
                 tenant,
             } => {
-                let table = sqlite_raw_table(*shaped);
-                let class = class_condition(*shaped);
-                use sqlx::{QueryBuilder, Sqlite};
                 for chunk in ids.chunks(sqlite_raw_chunk(*shaped)) {
-                    let mut qb: QueryBuilder<'_, Sqlite> =
-                        QueryBuilder::new(format!("DELETE FROM {table} WHERE tenant = "));
-                    qb.push_bind(tenant.as_str())
-                        .push(class)
-                        .push(" AND id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.as_bytes().to_vec());
-                    }
-                    qb.push(")");
+                    let mut qb = sqlite_by_ids("DELETE", *shaped, tenant, chunk);
                     qb.build().execute(pool).await.map_err(err)?;
                 }
             }
@@ -741,6 +755,7 @@ impl Raw {
                 table,
                 tenant,
                 shaped,
+                ..
             } => {
                 let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
                 let class = class_condition(*shaped);
@@ -773,8 +788,8 @@ impl Raw {
     /// Drops what the baseline wrote on a shared server.
     async fn cleanup(&self, written: &[Uuid]) -> R<()> {
         #[cfg(feature = "postgres")]
-        if let Raw::Postgres { pool, table, .. } = self {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+        if let Raw::Postgres { pool, schema, .. } = self {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 .execute(pool)
                 .await
                 .map_err(err)?;
@@ -1445,16 +1460,7 @@ async fn write_claim_check(
                 Ok((toast::content_id("Item", &bytes), Bytes::from(bytes)))
             })
             .collect::<R<Vec<_>>>()?;
-        let claims = ClaimDoc {
-            title: title.to_owned(),
-            items: payloads
-                .iter()
-                .map(|(id, _)| ClaimRef {
-                    class_name: "Item",
-                    id: *id,
-                })
-                .collect(),
-        };
+        let claims = ClaimDoc::of(title, &payloads);
         std::hint::black_box(serde_json::to_string(&claims).map_err(err)?);
         raw.write(&payloads).await?;
         Ok(payloads
@@ -1479,16 +1485,7 @@ async fn write_raw(
         title: title.to_owned(),
         items: revision(items, r),
     };
-    let payloads = inline
-        .items
-        .iter()
-        .map(|it| {
-            Ok((
-                Uuid::new_v4(),
-                Bytes::from(serde_json::to_vec(it).map_err(err)?),
-            ))
-        })
-        .collect::<R<Vec<_>>>()?;
+    let payloads = payloads_of(&inline.items)?;
     let (elapsed, ()) = timed(async {
         let json = serde_json::to_string(&inline).map_err(err)?;
         std::hint::black_box(json);
