@@ -108,7 +108,9 @@ fn decode<R>(ctx: &Context, f: impl FnOnce() -> serde_json::Result<R>) -> Result
 /// # Ok(()) }
 /// ```
 pub async fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
-    from_text(text.as_bytes(), Some(text)).await
+    // Parsed as a `str`: serde_json then reads its strings without checking
+    // each one's UTF-8 again (a reference alone is four strings).
+    read_document(text.as_bytes(), || serde_json::from_str(text)).await
 }
 
 /// [`from_json`] from bytes.
@@ -117,22 +119,24 @@ pub async fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
 ///
 /// As [`from_json`].
 pub async fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    from_text(bytes, simdutf8::basic::from_utf8(bytes).ok()).await
+    // UTF-8 is checked once; bytes that are not UTF-8 are parsed as bytes, so
+    // that serde_json reports where the bad sequence is.
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => from_json(text).await,
+        Err(_) => read_document(bytes, || serde_json::from_slice(bytes)).await,
+    }
 }
 
-/// [`from_json`] of `bytes`, which are `text` when they are UTF-8. Text is
-/// parsed as a `str`: serde_json then reads strings without checking each
-/// one's UTF-8 again (the references' fields alone are four strings each).
-/// Bytes that are not UTF-8 are parsed as bytes, so that serde_json reports
-/// where the bad sequence is.
-async fn from_text<T: DeserializeOwned>(bytes: &[u8], text: Option<&str>) -> Result<T> {
+/// Loads every reference in the JSON document `bytes`, then deserializes it
+/// with `parse` in the current scope.
+async fn read_document<T>(
+    bytes: &[u8],
+    parse: impl FnOnce() -> serde_json::Result<T>,
+) -> Result<T> {
     let ctx = current_or_err()?;
     ctx.clear_parked();
     ctx.prefetch_interned(references_in_json(bytes)?).await?;
-    decode(&ctx, || match text {
-        Some(text) => serde_json::from_str(text),
-        None => serde_json::from_slice(bytes),
-    })
+    decode(&ctx, parse)
 }
 
 /// The references in a JSON document, a malformed one being a validation error.
