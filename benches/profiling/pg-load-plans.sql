@@ -17,45 +17,35 @@ CREATE TABLE toast_plan_probe.v1 (tenant text NOT NULL, class_name text NOT NULL
     id uuid NOT NULL, data jsonb NOT NULL, refs jsonb NOT NULL DEFAULT '[]'::jsonb,
     schema_version bigint NOT NULL, created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL, PRIMARY KEY (tenant, class_name, id));
-CREATE TABLE toast_plan_probe.v2 (tenant text NOT NULL, class_name text NOT NULL,
-    id uuid NOT NULL, data jsonb NOT NULL, refs jsonb NOT NULL DEFAULT '[]'::jsonb,
-    schema_version bigint NOT NULL, created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL, PRIMARY KEY (tenant, class_name, id));
+CREATE TABLE toast_plan_probe.v2 (LIKE toast_plan_probe.v1 INCLUDING ALL);
 -- Version 1's listing index, and version 2's (migrations/postgres/0002).
 CREATE INDEX v1_listing ON toast_plan_probe.v1 (tenant, class_name, created_at DESC, id DESC);
 CREATE INDEX v2_listing ON toast_plan_probe.v2
     ((tenant || E'\x01/' || class_name), created_at DESC, id DESC);
-INSERT INTO toast_plan_probe.v1 SELECT 'old', 'Item', gen_random_uuid(),
-    jsonb_build_object('body', repeat('x', 990)), '[]', 1, now(), now()
-    FROM generate_series(1, 2000);
-DELETE FROM toast_plan_probe.v1;
+-- The same rows in both, and the same dead rows before them.
+SELECT format($sql$
+    INSERT INTO toast_plan_probe.%1$s SELECT 'old', 'Item', gen_random_uuid(),
+        jsonb_build_object('body', repeat('x', 990)), '[]', 1, now(), now()
+        FROM generate_series(1, 2000);
+    DELETE FROM toast_plan_probe.%1$s;$sql$, t)
+    FROM unnest(ARRAY['v1', 'v2']) AS t \gexec
 INSERT INTO toast_plan_probe.v1 SELECT 'bench', 'Item', gen_random_uuid(),
     jsonb_build_object('n', g, 'body', repeat('x', 990)), '[]', 1,
     now() + g * interval '1 ms', now() FROM generate_series(1, 1000) g;
-INSERT INTO toast_plan_probe.v2 SELECT 'old', 'Item', gen_random_uuid(),
-    jsonb_build_object('body', repeat('x', 990)), '[]', 1, now(), now()
-    FROM generate_series(1, 2000);
-DELETE FROM toast_plan_probe.v2;
 INSERT INTO toast_plan_probe.v2 SELECT * FROM toast_plan_probe.v1;
 SELECT array_agg(id ORDER BY id) AS ids FROM toast_plan_probe.v1 \gset
 
--- toast's load_one_class statement (src/backend/postgres.rs), on each table.
-PREPARE load_v1(text, text, uuid[]) AS
+-- toast's load_one_class statement (src/backend/postgres.rs), on each
+-- table: load_v1 and load_v2.
+SELECT format($sql$PREPARE load_%1$s(text, text, uuid[]) AS
     SELECT k.n, r.data::text, r.refs::text, r.schema_version, r.created_at, r.updated_at
     FROM (SELECT $1::text AS tenant, $2::text AS class_name OFFSET 0) AS p
     CROSS JOIN unnest($3::uuid[]) WITH ORDINALITY AS k(id, n)
     CROSS JOIN LATERAL (SELECT s.data, s.refs, s.schema_version, s.created_at, s.updated_at
-        FROM toast_plan_probe.v1 AS s
+        FROM toast_plan_probe.%1$s AS s
         WHERE s.tenant = p.tenant AND s.class_name = p.class_name AND s.id = k.id
-        LIMIT 1) AS r;
-PREPARE load_v2(text, text, uuid[]) AS
-    SELECT k.n, r.data::text, r.refs::text, r.schema_version, r.created_at, r.updated_at
-    FROM (SELECT $1::text AS tenant, $2::text AS class_name OFFSET 0) AS p
-    CROSS JOIN unnest($3::uuid[]) WITH ORDINALITY AS k(id, n)
-    CROSS JOIN LATERAL (SELECT s.data, s.refs, s.schema_version, s.created_at, s.updated_at
-        FROM toast_plan_probe.v2 AS s
-        WHERE s.tenant = p.tenant AND s.class_name = p.class_name AND s.id = k.id
-        LIMIT 1) AS r;
+        LIMIT 1) AS r$sql$, t)
+    FROM unnest(ARRAY['v1', 'v2']) AS t \gexec
 -- The baseline's form: one scan, data only.
 PREPARE any_v2(text, uuid[]) AS
     SELECT data::text FROM toast_plan_probe.v2 WHERE tenant = $1 AND id = ANY($2);
