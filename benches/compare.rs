@@ -970,6 +970,20 @@ impl Target {
         Ok(())
     }
 
+    /// Leaves the servers as they were: toast's records, the baseline's
+    /// (`written` are the payloads it holds outside the timed ops) and the
+    /// shaped baseline's tables (it only runs asides, which delete what they
+    /// write). Every process that made a target calls it, the `big_doc`
+    /// children too (they used to leave their baseline tables behind).
+    async fn cleanup(&self, written: &[Uuid]) -> R<()> {
+        self.cleanup_toast().await?;
+        self.raw.cleanup(written).await?;
+        if let Some(shaped) = &self.shaped {
+            shaped.cleanup(&[]).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes every toast record this run wrote under its tenant.
     async fn cleanup_toast(&self) -> R<()> {
         let classes = [
@@ -1927,7 +1941,7 @@ async fn child_big_doc(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
             }
             drop(back);
             let rss = vm_hwm()?;
-            target.cleanup_toast().await?;
+            target.cleanup(&[]).await?;
             ChildReport {
                 us,
                 peak_rss_bytes: rss,
@@ -1972,7 +1986,7 @@ async fn child_big_doc(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
             }
             drop(back);
             let rss = vm_hwm()?;
-            target.raw.cleanup(&doc.ids).await?;
+            target.cleanup(&doc.ids).await?;
             ChildReport {
                 us,
                 peak_rss_bytes: rss,
@@ -2281,16 +2295,8 @@ async fn run_backend(which: Which, only: &[String], dir: &Path) -> Vec<Row> {
         );
         rows.push(row);
     }
-    let mut cleanup = target.cleanup_toast().await;
     let ids: Vec<Uuid> = fixture.payloads.iter().map(|(id, _)| *id).collect();
-    if cleanup.is_ok() {
-        cleanup = target.raw.cleanup(&ids).await;
-    }
-    if let (Ok(()), Some(shaped)) = (&cleanup, &target.shaped) {
-        // The shaped baseline only runs asides, which delete what they write.
-        cleanup = shaped.cleanup(&[]).await;
-    }
-    if let Err(e) = cleanup {
+    if let Err(e) = target.cleanup(&ids).await {
         eprintln!("[{name}] WARNING: cleanup incomplete: {e}");
     }
     let _ = target.store.close().await;
