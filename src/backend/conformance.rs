@@ -338,6 +338,25 @@ async fn upsert(store: &Store, ns: &str) -> CheckResult {
             got.updated_at, second.updated_at
         ));
     }
+    // The same key twice in one save: the later record wins.
+    let third = record(&tenant, "Up", id, r#"{"v":3}"#);
+    let fourth = record(&tenant, "Up", id, r#"{"v":4}"#);
+    save(store, &[third, fourth]).await?;
+    let loaded = load(store, std::slice::from_ref(&first.key)).await?;
+    let [got] = loaded.as_slice() else {
+        return Err(format!(
+            "after one save of a key twice, expected one record, got {}",
+            loaded.len()
+        ));
+    };
+    if serde_json::from_slice::<serde_json::Value>(&got.data).ok()
+        != Some(serde_json::json!({"v": 4}))
+    {
+        return Err(format!(
+            "a save holding one key twice kept {}, not the later record",
+            String::from_utf8_lossy(&got.data)
+        ));
+    }
     cleanup(store, &[first.key]).await
 }
 

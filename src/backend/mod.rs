@@ -80,7 +80,8 @@ pub mod conformance;
 pub trait Backend: Send + Sync + Debug + 'static {
     /// Stores every record (insert or update by key), atomically where the
     /// storage allows. On update, keep the stored `created_at` and take the
-    /// new `updated_at`, `data`, `refs` and `schema_version`.
+    /// new `updated_at`, `data`, `refs` and `schema_version`. Of a key given
+    /// more than once, the last record wins.
     async fn save(&self, records: &[Record]) -> Result<()>;
 
     /// Loads the records that exist among `keys`, in any order; missing keys
