@@ -1031,8 +1031,8 @@ struct Plan {
 struct Measured {
     toast_us: f64,
     baseline_us: f64,
-    /// The median of [`compare_aside`]'s third operation.
-    aside_us: Option<f64>,
+    /// The medians of [`compare_aside`]'s asides, in their order.
+    aside_us: Vec<f64>,
     reps: usize,
     round_trips: f64,
 }
@@ -1063,21 +1063,21 @@ async fn compare<'a>(
     toast_op: impl FnMut() -> BoxFut<'a, Duration>,
     base_op: impl FnMut() -> BoxFut<'a, Duration>,
 ) -> R<Measured> {
-    compare_aside(plan, store, toast_op, base_op, None).await
+    compare_aside(plan, store, toast_op, base_op, Vec::new()).await
 }
 
 /// An aside: an operation [`compare_aside`] times beside a pair.
 type Op<'o, 'a> = &'o mut (dyn FnMut() -> BoxFut<'a, Duration> + 'o);
 
-/// As [`compare`], with an optional third operation timed in the same loop:
-/// a variant of the baseline that does more of toast's work, to show where a
-/// ratio's excess goes ([`Measured::aside_us`]).
+/// As [`compare`], with asides timed in the same loop, after the pair, in
+/// their order: variants of the baseline that do more of toast's work, to
+/// show where a ratio's excess goes ([`Measured::aside_us`]).
 async fn compare_aside<'a>(
     plan: Plan,
     store: &toast::Store,
     mut toast_op: impl FnMut() -> BoxFut<'a, Duration>,
     mut base_op: impl FnMut() -> BoxFut<'a, Duration>,
-    mut aside_op: Option<Op<'_, 'a>>,
+    mut asides: Vec<Op<'_, 'a>>,
 ) -> R<Measured> {
     // `--profile-side toast|baseline` runs one side only (for a profiler).
     let (run_toast, run_base) = match PROFILE_SIDE.get().map(String::as_str) {
@@ -1086,7 +1086,7 @@ async fn compare_aside<'a>(
         _ => (true, true),
     };
     if !run_base {
-        aside_op = None;
+        asides.clear();
     }
     let mut toast_op = move || -> BoxFut<'a, Duration> {
         if run_toast {
@@ -1112,14 +1112,17 @@ async fn compare_aside<'a>(
     };
     for _ in 0..plan.warmup {
         base_op().await?;
-        if let Some(aside) = aside_op.as_mut() {
+        for aside in &mut asides {
             aside().await?;
         }
         toast_op().await?;
     }
     let mut t = Vec::with_capacity(plan.min);
     let mut b = Vec::with_capacity(plan.min);
-    let mut a = Vec::with_capacity(plan.min);
+    let mut a: Vec<Vec<f64>> = asides
+        .iter()
+        .map(|_| Vec::with_capacity(plan.min))
+        .collect();
     let mut trips = 0u64;
     let started = Instant::now();
     while t.len() < plan.min || (t.len() < plan.max && started.elapsed() < plan.budget) {
@@ -1135,15 +1138,15 @@ async fn compare_aside<'a>(
         if toast_first {
             b.push(micros(base_op().await?));
         }
-        if let Some(aside) = aside_op.as_mut() {
-            a.push(micros(aside().await?));
+        for (aside, times) in asides.iter_mut().zip(&mut a) {
+            times.push(micros(aside().await?));
         }
     }
     let reps = t.len();
     Ok(Measured {
         toast_us: median(&mut t),
         baseline_us: median(&mut b),
-        aside_us: (!a.is_empty()).then(|| median(&mut a)),
+        aside_us: a.iter_mut().map(|times| median(times)).collect(),
         reps,
         round_trips: trips as f64 / reps as f64,
     })
@@ -1388,12 +1391,12 @@ async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
     // would flatter a baseline that upserts the same payloads again).
     let rev = std::sync::atomic::AtomicU64::new(1);
     let rev = &rev;
-    // The aside: on PostgreSQL and SQLite, the baseline again on a table of
+    // The asides: on PostgreSQL and SQLite, the baseline again on a table of
     // toast's shape (in a file of its own on SQLite, whose WAL checkpoints
-    // would otherwise be shared); on memory and Redis the same claim check
-    // written by hand.
+    // would otherwise be shared), then the same claim check written by hand
+    // into that table; on memory and Redis the claim check by hand.
     let shaped = t.shaped.as_deref();
-    let hand_made = matches!(t.which, Which::Memory | Which::Redis);
+    let hand_made_into = shaped.unwrap_or(raw);
     let toast_op = move || -> BoxFut<'_, Duration> {
         Box::pin(async move {
             let r = rev.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1419,15 +1422,15 @@ async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
     let mut shaped_op = shaped.map(|shaped| {
         move || -> BoxFut<'_, Duration> { Box::pin(write_raw(shaped, items, title, rev)) }
     });
-    let mut hand_made_op = hand_made.then_some(move || -> BoxFut<'_, Duration> {
-        Box::pin(write_claim_check(raw, items, title, rev))
-    });
-    let aside: Option<Op<'_, '_>> = match (&mut shaped_op, &mut hand_made_op) {
-        (Some(op), _) => Some(op),
-        (None, Some(op)) => Some(op),
-        (None, None) => None,
+    let mut hand_made_op = move || -> BoxFut<'_, Duration> {
+        Box::pin(write_claim_check(hand_made_into, items, title, rev))
     };
-    let m = compare_aside(batch_plan(t.which), store, toast_op, base_op, aside).await?;
+    let mut asides: Vec<Op<'_, '_>> = Vec::new();
+    if let Some(op) = &mut shaped_op {
+        asides.push(op);
+    }
+    asides.push(&mut hand_made_op);
+    let m = compare_aside(batch_plan(t.which), store, toast_op, base_op, asides).await?;
     let mut row = Row::measured(t.which.name(), "write_1k", &m).with_ratio_target(1.25, "≤ 1.25");
     // The content ids toast must compute (DESIGN.md: an id is a hash of the
     // class and the bytes), timed alone: the part of toast's time no
@@ -1439,13 +1442,19 @@ async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
         ids_us / row.baseline_us.unwrap_or(f64::NAN)
     );
     row.extra = vec![("content_ids_us", ((ids_us * 10.0).round() / 10.0).into())];
+    let mut aside_us = m.aside_us.iter().copied();
     if shaped.is_some() {
-        row.aside("shaped_baseline_us", SHAPED, m.aside_us);
-    } else if hand_made {
+        row.aside("shaped_baseline_us", SHAPED, aside_us.next());
+        row.aside(
+            "claim_check_us",
+            "the same claim check by hand into that table (each payload serialized and given a content id, the references written, one batch write)",
+            aside_us.next(),
+        );
+    } else {
         row.aside(
             "claim_check_us",
             "the same claim check by hand (each payload serialized and given a content id, the references written, one batch write)",
-            m.aside_us,
+            aside_us.next(),
         );
     }
     Ok(row)
@@ -1484,6 +1493,7 @@ async fn write_claim_check(
     })
     .await?;
     raw.delete(&ids).await?;
+    raw.settle().await?;
     Ok(elapsed)
 }
 
@@ -1574,7 +1584,7 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
                 Ok(elapsed)
             })
         },
-        Some(&mut move || -> BoxFut<'_, Duration> {
+        vec![&mut move || -> BoxFut<'_, Duration> {
             Box::pin(async move {
                 // What toast does, written out for this one document: parse
                 // the references, read their payloads in one batch, decode
@@ -1603,14 +1613,14 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
                 }
                 Ok(elapsed)
             })
-        }),
+        }],
     )
     .await?;
     let mut row = Row::measured(t.which.name(), "read_1k", &m).with_ratio_target(1.25, "≤ 1.25");
     row.aside(
         "claim_check_us",
         "the same claim check by hand (references parsed, one batch read, each payload decoded)",
-        m.aside_us,
+        m.aside_us.first().copied(),
     );
     Ok(row)
 }
@@ -1821,8 +1831,12 @@ async fn bench_concurrent(t: &Target, fx: &Fixture) -> R<Row> {
     let base_op = move || -> BoxFut<'_, Duration> { Box::pin(concurrent_raw(&t.raw, items)) };
     let mut aside = shaped
         .map(|shaped| move || -> BoxFut<'_, Duration> { Box::pin(concurrent_raw(shaped, items)) });
-    let aside = aside.as_mut().map(|op| op as Op<'_, '_>);
-    let mut m = compare_aside(plan, &t.store, toast_op, base_op, aside).await?;
+    let asides = aside
+        .as_mut()
+        .map(|op| op as Op<'_, '_>)
+        .into_iter()
+        .collect();
+    let mut m = compare_aside(plan, &t.store, toast_op, base_op, asides).await?;
     let ops = (TASKS * PER_TASK) as f64;
     m.round_trips /= ops;
     let toast_ops = ops / (m.toast_us / 1e6);
@@ -1840,7 +1854,7 @@ async fn bench_concurrent(t: &Target, fx: &Fixture) -> R<Row> {
         "{TASKS}×{PER_TASK} put+get: {toast_ops:.0} vs {base_ops:.0} put+get/s ({:.2}×)",
         toast_ops / base_ops
     );
-    row.aside("shaped_baseline_us", SHAPED, m.aside_us);
+    row.aside("shaped_baseline_us", SHAPED, m.aside_us.first().copied());
     Ok(row)
 }
 
