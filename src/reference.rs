@@ -111,8 +111,7 @@ pub fn class_name<T: ?Sized>() -> Arc<str> {
     let full = std::any::type_name::<T>();
     recent(full, false).unwrap_or_else(|| {
         let name = intern(&CLASS_NAMES, full, || short_type_name(full));
-        remember(full, false, &name);
-        name
+        remember(full, false, name)
     })
 }
 
@@ -120,8 +119,7 @@ pub fn class_name<T: ?Sized>() -> Arc<str> {
 pub(crate) fn static_class_name(name: &'static str) -> Arc<str> {
     recent(name, true).unwrap_or_else(|| {
         let interned = intern(&NAMED, name, || name.to_owned());
-        remember(name, true, &interned);
-        interned
+        remember(name, true, interned)
     })
 }
 
@@ -144,7 +142,7 @@ const RECENT: usize = 4;
 
 /// One remembered name: the `&'static str` it was looked up by (address and
 /// length: the same address and length are the same text), which table, and
-/// the interned name.
+/// this thread's copy of the interned name.
 type Remembered = (usize, usize, bool, Arc<str>);
 
 thread_local! {
@@ -170,13 +168,19 @@ fn recent(key: &'static str, named: bool) -> Option<Arc<str>> {
     .flatten()
 }
 
-fn remember(key: &'static str, named: bool, name: &Arc<str>) {
-    let _ = LAST.try_with(|last| {
+/// Remembers `name` for this thread and returns the thread's own copy (or
+/// `name` itself where the thread's storage is gone).
+fn remember(key: &'static str, named: bool, name: Arc<str>) -> Arc<str> {
+    // A copy of this thread's own: the shared `Arc`'s count would be written
+    // by every thread that clones it, once per external.
+    let own: Arc<str> = Arc::from(&*name);
+    LAST.try_with(|last| {
         let mut last = last.borrow_mut();
         let slot = last.1 % RECENT;
-        last.0[slot] = Some((key.as_ptr() as usize, key.len(), named, Arc::clone(name)));
+        last.0[slot] = Some((key.as_ptr() as usize, key.len(), named, Arc::clone(&own)));
         last.1 = slot + 1;
-    });
+    })
+    .map_or(name, |()| own)
 }
 
 /// Strips module paths from every path segment of a type name.
@@ -202,7 +206,24 @@ fn short_type_name(full: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::short_type_name;
+    use super::{class_name, short_type_name};
+    use crate::record::Key;
+    use std::sync::Arc;
+    use uuid::Uuid;
+
+    #[test]
+    fn each_thread_clones_a_class_name_of_its_own_and_keys_still_match() {
+        struct Probe;
+        let here = class_name::<Probe>();
+        assert!(Arc::ptr_eq(&here, &class_name::<Probe>()), "one per thread");
+        let there = std::thread::spawn(class_name::<Probe>)
+            .join()
+            .expect("the thread ran");
+        assert_eq!(*here, *there);
+        assert!(!Arc::ptr_eq(&here, &there), "another thread's own copy");
+        let id = Uuid::from_u128(7);
+        assert_eq!(Key::new("t", here, id), Key::new("t", there, id));
+    }
 
     #[test]
     fn strips_paths_inside_generics() {
