@@ -68,6 +68,10 @@ pub struct Context {
 
 struct Inner {
     store: Store,
+    /// The store's tenant, in an `Arc` of this context's own: every key the
+    /// context makes clones it, and the store's `Arc` is shared by every
+    /// task of the process, so its count would be written from every core.
+    tenant: Arc<str>,
     state: Mutex<State>,
     flush_lock: tokio::sync::Mutex<()>,
     /// The runtime of a `blocking::Store`, used to fetch on the spot.
@@ -307,6 +311,7 @@ impl Context {
     pub(crate) fn new(store: Store, runtime: Option<Handle>) -> Self {
         Context {
             inner: Arc::new(Inner {
+                tenant: Arc::from(&**store.tenant_arc()),
                 store,
                 state: Mutex::new(State::default()),
                 flush_lock: tokio::sync::Mutex::new(()),
@@ -424,7 +429,7 @@ impl Context {
 
     /// The key of `(class, id)` in this context's tenant.
     fn key(&self, class: Arc<str>, id: Uuid) -> Key {
-        Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id)
+        Key::new(Arc::clone(&self.inner.tenant), class, id)
     }
 
     fn cache_key(class: &Arc<str>, id: Uuid) -> CacheKey {
@@ -623,7 +628,7 @@ impl Context {
     /// Loads every reference not yet known, one backend round trip per
     /// nesting level, following the references each loaded record carries.
     pub(crate) async fn prefetch_interned(&self, mut pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
-        let tenant = Arc::clone(self.inner.store.tenant_arc());
+        let tenant = Arc::clone(&self.inner.tenant);
         for _level in 0..=MAX_DEPTH {
             let keys: Vec<Key> = {
                 let st = self.lock();

@@ -194,6 +194,44 @@ async fn a_backend_returning_foreign_records_cannot_leak_them() {
 }
 
 #[tokio::test]
+async fn a_backend_that_builds_its_own_keys_is_read_like_any_other() {
+    /// Returns records under keys made anew from their text (new `Arc`s),
+    /// as a backend reading names back from storage would.
+    #[derive(Debug, Default)]
+    struct Rebuilt(toast::backend::memory::MemoryBackend);
+    #[async_trait::async_trait]
+    impl toast::Backend for Rebuilt {
+        async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
+            self.0.save(records).await
+        }
+        async fn load(&self, keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
+            let mut records = self.0.load(keys).await?;
+            for r in &mut records {
+                r.key = toast::Key::new(
+                    r.key.tenant.to_string(),
+                    r.key.class_name.to_string(),
+                    r.key.id,
+                );
+            }
+            Ok(records)
+        }
+        async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
+            self.0.delete(keys).await
+        }
+    }
+    let store = Store::from_backend(Rebuilt::default()).tenant("t");
+    let folder = Folder {
+        notes: vec![Note {
+            text: "kept".into(),
+        }],
+    };
+    let r = store.put(&folder).await.unwrap();
+    let back: Folder = store.get(&r).await.unwrap();
+    assert_eq!(back.notes[0].text, "kept");
+    assert_eq!(store.stats().records_loaded, 2);
+}
+
+#[tokio::test]
 async fn load_in_a_scope_shares_its_cache_so_rewriting_unchanged_values_stores_nothing() {
     let store = Store::memory();
     let folder = Folder {
