@@ -381,15 +381,15 @@ impl Store {
         let c = &self.shared.counters;
         c.load_calls.fetch_add(1, Ordering::Relaxed);
         let mut records = self.shared.backend.load(keys).await?;
-        // Backends return the caller's keys, whose tenant `Arc` is often not
-        // the store's own (a context keeps a copy): compared by pointer
-        // first, then by content.
-        let asked = keys
+        // Backends return the caller's keys, whose tenant `Arc` is often a
+        // context's copy rather than the store's: compared with that copy
+        // (when it names this tenant), `Arc`'s equality finds most by pointer.
+        let tenant = keys
             .first()
             .map(|k| &k.tenant)
-            .filter(|t| **t == self.tenant);
-        let ours = |t: &Arc<str>| asked.is_some_and(|a| Arc::ptr_eq(a, t)) || *t == self.tenant;
-        if records.len() > keys.len() || records.iter().any(|r| !ours(&r.key.tenant)) {
+            .filter(|t| **t == self.tenant)
+            .unwrap_or(&self.tenant);
+        if records.len() > keys.len() || records.iter().any(|r| r.key.tenant != *tenant) {
             let wanted: HashSet<&Key> = keys.iter().collect();
             records.retain(|r| wanted.contains(&r.key));
         }
