@@ -1399,10 +1399,9 @@ async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
     let hand_made_into = shaped.unwrap_or(raw);
     let toast_op = move || -> BoxFut<'_, Duration> {
         Box::pin(async move {
-            let r = rev.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let doc = Doc {
                 title: title.clone(),
-                items: revision(items, r).into_iter().map(ExtItem).collect(),
+                items: next_revision(items, rev).into_iter().map(ExtItem).collect(),
             };
             let (elapsed, json) = timed(async {
                 toast::scope(store.clone(), toast::to_json(&doc))
@@ -1443,20 +1442,20 @@ async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
     );
     row.extra = vec![("content_ids_us", ((ids_us * 10.0).round() / 10.0).into())];
     let mut aside_us = m.aside_us.iter().copied();
-    if shaped.is_some() {
+    let into = if shaped.is_some() {
         row.aside("shaped_baseline_us", SHAPED, aside_us.next());
-        row.aside(
-            "claim_check_us",
-            "the same claim check by hand into that table (each payload serialized and given a content id, the references written, one batch write)",
-            aside_us.next(),
-        );
+        " into that table"
     } else {
-        row.aside(
-            "claim_check_us",
-            "the same claim check by hand (each payload serialized and given a content id, the references written, one batch write)",
-            aside_us.next(),
-        );
-    }
+        ""
+    };
+    row.aside(
+        "claim_check_us",
+        &format!(
+            "the same claim check by hand{into} (each payload serialized and given a content id, \
+             the references written, one batch write)"
+        ),
+        aside_us.next(),
+    );
     Ok(row)
 }
 
@@ -1473,8 +1472,7 @@ async fn write_claim_check(
     title: &str,
     rev: &std::sync::atomic::AtomicU64,
 ) -> R<Duration> {
-    let r = rev.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let items = revision(items, r);
+    let items = next_revision(items, rev);
     let (elapsed, ids) = timed(async {
         let payloads = items
             .iter()
@@ -1492,9 +1490,23 @@ async fn write_claim_check(
             .collect::<Vec<Uuid>>())
     })
     .await?;
-    raw.delete(&ids).await?;
-    raw.settle().await?;
+    discard(raw, &ids).await?;
     Ok(elapsed)
+}
+
+/// The next revision of `items` (see [`revision`]), numbered by `rev`.
+fn next_revision(items: &[Item], rev: &std::sync::atomic::AtomicU64) -> Vec<Item> {
+    revision(
+        items,
+        rev.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// After a `write_1k` rep, outside its timer: what it wrote deleted and the
+/// store settled ([`Raw::settle`]).
+async fn discard(raw: &Raw, ids: &[Uuid]) -> R<()> {
+    raw.delete(ids).await?;
+    raw.settle().await
 }
 
 /// `write_1k`'s baseline: the document inline, the payloads in one batch.
@@ -1504,10 +1516,9 @@ async fn write_raw(
     title: &str,
     rev: &std::sync::atomic::AtomicU64,
 ) -> R<Duration> {
-    let r = rev.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let inline = InlineDoc {
         title: title.to_owned(),
-        items: revision(items, r),
+        items: next_revision(items, rev),
     };
     let payloads = payloads_of(&inline.items)?;
     let (elapsed, ()) = timed(async {
@@ -1517,8 +1528,7 @@ async fn write_raw(
     })
     .await?;
     let ids: Vec<Uuid> = payloads.iter().map(|(id, _)| *id).collect();
-    raw.delete(&ids).await?;
-    raw.settle().await?;
+    discard(raw, &ids).await?;
     Ok(elapsed)
 }
 
