@@ -152,6 +152,14 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<Vec<(Arc<str>, Uuid)>> {
                         if stack.len() >= MAX_NESTING {
                             return None;
                         }
+                        if let Some((class, id, end)) = compact_reference(bytes, i) {
+                            // The same reference the steps below would find.
+                            let class = std::str::from_utf8(class).ok()?;
+                            out.push((crate::context::share_class(&mut last_class, class), id));
+                            i = end;
+                            want = after_value(&stack);
+                            continue;
+                        }
                         i += 1;
                         if c == b'{' {
                             stack.push(Frame::Object(Object {
@@ -203,6 +211,38 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<Vec<(Arc<str>, Uuid)>> {
             }
         }
     }
+}
+
+/// A reference in the compact form toast writes, `{"class_name":"…","id":"…"}`
+/// with nothing between the tokens, starting at `at`: its class name's bytes,
+/// its id and the offset after its `}`. `None` for anything else (other
+/// spacing or order, more entries, an escape, an id that is not a UUID),
+/// which the token-by-token scan then reads as it reads any object.
+fn compact_reference(bytes: &[u8], at: usize) -> Option<(&[u8], Uuid, usize)> {
+    const OPEN: &[u8] = br#"{"class_name":""#;
+    const BETWEEN: &[u8] = br#"","id":""#;
+    let class_at = at + OPEN.len();
+    if !bytes.get(at..)?.starts_with(OPEN) {
+        return None;
+    }
+    let class_end = class_at + plain_string_len(bytes.get(class_at..)?)?;
+    let id_at = class_end + BETWEEN.len();
+    if !bytes.get(class_end..)?.starts_with(BETWEEN) {
+        return None;
+    }
+    let id_end = id_at + plain_string_len(bytes.get(id_at..)?)?;
+    if bytes.get(id_end + 1) != Some(&b'}') {
+        return None;
+    }
+    let id = Uuid::try_parse_ascii(bytes.get(id_at..id_end)?).ok()?;
+    Some((bytes.get(class_at..class_end)?, id, id_end + 2))
+}
+
+/// The length of the string text at the start of `text` (up to its closing
+/// quote), or `None` when it has an escape or never closes.
+fn plain_string_len(text: &[u8]) -> Option<usize> {
+    let end = memchr::memchr2(b'"', b'\\', text)?;
+    (text[end] == b'"').then_some(end)
 }
 
 /// After a complete value: more of the enclosing container, or the end.
@@ -300,6 +340,16 @@ mod tests {
             "[]".to_owned(),
             "{}".to_owned(),
             "  7  ".to_owned(),
+            // Near the compact form toast writes: each read as any object.
+            format!(r#"{{"class_name":"A","id":"{ID}" }}"#),
+            format!(r#"{{"class_name":"","id":"{ID}"}}"#),
+            format!(r#"{{"class_name":"A","id":"{{{ID}}}"}}"#),
+            format!(r#"{{"class_name":"A","id":"{ID}""#),
+            format!(r#"{{"class_name":"A"B","id":"{ID}"}}"#),
+            format!(r#"{{"class_name":"A","id":"0{ID}"}}"#),
+            format!(
+                r#"{{"x":[{{"class_name":"A","id":"{ID}"}},{{"class_name":"A","id":"{ID}"}}]}}"#
+            ),
         ];
         for case in &cases {
             assert_eq!(scan(case.as_bytes()), walk(case.as_bytes()), "{case}");
@@ -318,6 +368,7 @@ mod tests {
             r#"[1,]"#.to_owned(),
             r#"{"a":1,}"#.to_owned(),
             r#"[1] [2]"#.to_owned(),
+            format!(r#"{{"class_name":"A","id":"{ID}"}}}}"#),
             r#"{"a":1]"#.to_owned(),
             r#""unterminated"#.to_owned(),
             r#"{1:2}"#.to_owned(),
