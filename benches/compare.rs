@@ -786,6 +786,22 @@ impl Raw {
     }
 
     /// Drops what the baseline wrote on a shared server.
+    /// Drops toast's schema of this run (PostgreSQL), before
+    /// [`Raw::cleanup`] closes the pool.
+    async fn drop_schema(&self, toast_schema: &str) -> R<()> {
+        #[cfg(feature = "postgres")]
+        if let Raw::Postgres { pool, .. } = self {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{toast_schema}\" CASCADE"))
+                .execute(pool)
+                .await
+                .map_err(err)?;
+            return Ok(());
+        }
+        Err(format!(
+            "no PostgreSQL pool to drop schema {toast_schema} with"
+        ))
+    }
+
     async fn cleanup(&self, written: &[Uuid]) -> R<()> {
         #[cfg(feature = "postgres")]
         if let Raw::Postgres { pool, schema, .. } = self {
@@ -838,6 +854,9 @@ struct Target {
     /// SQLite: a connection to toast's file, for [`Target::settle_toast`].
     #[cfg(feature = "sqlite")]
     toast_file: Option<sqlx::SqlitePool>,
+    /// PostgreSQL: toast's schema for this run (`?schema=`), dropped at the
+    /// end, so that toast's table starts as empty as the baselines' do.
+    toast_schema: Option<String>,
 }
 
 #[cfg(any(feature = "postgres", feature = "redis"))]
@@ -868,6 +887,7 @@ async fn setup(which: Which, dir: &Path) -> R<Target> {
             shaped: None,
             #[cfg(feature = "sqlite")]
             toast_file: None,
+            toast_schema: None,
         }),
         #[cfg(feature = "sqlite")]
         Which::Sqlite => {
@@ -895,14 +915,17 @@ async fn setup(which: Which, dir: &Path) -> R<Target> {
                 raw: Arc::new(raw),
                 shaped: Some(Arc::new(shaped)),
                 toast_file: Some(toast_file),
+                toast_schema: None,
             })
         }
         #[cfg(feature = "postgres")]
         Which::Postgres => {
             let base = env_url("TOAST_TEST_POSTGRES_URL", POSTGRES_FALLBACK);
             let mut url = url::Url::parse(&base).map_err(err)?;
+            let toast_schema = format!("toast_bench_{}", Uuid::new_v4().simple());
             url.query_pairs_mut()
-                .append_pair("pool_max", &POSTGRES_POOL.to_string());
+                .append_pair("pool_max", &POSTGRES_POOL.to_string())
+                .append_pair("schema", &toast_schema);
             let store = connect_store(url.as_str()).await?;
             let base = &base;
             let connect = |shaped| async move {
@@ -920,6 +943,7 @@ async fn setup(which: Which, dir: &Path) -> R<Target> {
                 shaped: Some(Arc::new(shaped)),
                 #[cfg(feature = "sqlite")]
                 toast_file: None,
+                toast_schema: Some(toast_schema),
             })
         }
         #[cfg(feature = "redis")]
@@ -937,6 +961,7 @@ async fn setup(which: Which, dir: &Path) -> R<Target> {
                 shaped: None,
                 #[cfg(feature = "sqlite")]
                 toast_file: None,
+                toast_schema: None,
             })
         }
         #[allow(unreachable_patterns)]
@@ -976,7 +1001,10 @@ impl Target {
     /// write). Every process that made a target calls it, the `big_doc`
     /// children too (they used to leave their baseline tables behind).
     async fn cleanup(&self, written: &[Uuid]) -> R<()> {
-        self.cleanup_toast().await?;
+        match &self.toast_schema {
+            Some(schema) => self.raw.drop_schema(schema).await?,
+            None => self.cleanup_toast().await?,
+        }
         self.raw.cleanup(written).await?;
         if let Some(shaped) = &self.shaped {
             shaped.cleanup(&[]).await?;
