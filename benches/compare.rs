@@ -785,7 +785,6 @@ impl Raw {
         Ok(())
     }
 
-    /// Drops what the baseline wrote on a shared server.
     /// Drops toast's schema of this run (PostgreSQL), before
     /// [`Raw::cleanup`] closes the pool.
     async fn drop_schema(&self, toast_schema: &str) -> R<()> {
@@ -802,6 +801,7 @@ impl Raw {
         ))
     }
 
+    /// Drops what the baseline wrote on a shared server.
     async fn cleanup(&self, written: &[Uuid]) -> R<()> {
         #[cfg(feature = "postgres")]
         if let Raw::Postgres { pool, schema, .. } = self {

@@ -345,7 +345,6 @@ mod tests {
             format!(r#"{{"class_name":"","id":"{ID}"}}"#),
             format!(r#"{{"class_name":"A","id":"{{{ID}}}"}}"#),
             format!(r#"{{"class_name":"A","id":"{ID}""#),
-            format!(r#"{{"class_name":"A"B","id":"{ID}"}}"#),
             format!(r#"{{"class_name":"A","id":"0{ID}"}}"#),
             format!(
                 r#"{{"x":[{{"class_name":"A","id":"{ID}"}},{{"class_name":"A","id":"{ID}"}}]}}"#
@@ -362,6 +361,8 @@ mod tests {
             // Escaped key or reference fields: the walk unescapes them.
             format!(r#"{{"class\u005fname":"A","id":"{ID}"}}"#),
             format!(r#"{{"class_name":"A\u0042","id":"{ID}"}}"#),
+            format!(r#"{{"class_name":"A\"B","id":"{ID}"}}"#),
+            format!(r#"{{"class_name":"A","id":"\u0030{ID}"}}"#),
             // Not JSON structure: the walk reports it.
             r#"{"item": "#.to_owned(),
             r#"{"a" 1}"#.to_owned(),
