@@ -94,8 +94,12 @@ type Hasher = crate::SeededHash;
 
 #[derive(Default)]
 struct State {
-    /// Records waiting for the next flush, by (class, id): the newest wins.
-    buffer: HashMap<CacheKey, Record, Hasher>,
+    /// Records waiting for the next flush, by (class, id): the newest wins,
+    /// in the place of the first. A flush saves them in this order, the
+    /// order their values were serialized in (an external's before the
+    /// value holding it), which is the order a document's references come
+    /// in when it is read back (see the Redis backend).
+    buffer: indexmap::IndexMap<CacheKey, Record, Hasher>,
     /// Records known in this scope: `Some(data)` loaded or written,
     /// `None` known to be missing.
     cache: HashMap<CacheKey, Option<Bytes>, Hasher>,
@@ -379,7 +383,7 @@ impl Context {
                 return Ok(());
             }
             let mut records = Vec::with_capacity(st.buffer.len() + usize::from(extra.is_some()));
-            records.extend(st.buffer.drain().map(|(_, r)| r));
+            records.extend(st.buffer.drain(..).map(|(_, r)| r));
             records.extend(extra);
             records
         };

@@ -232,6 +232,68 @@ async fn a_backend_that_builds_its_own_keys_is_read_like_any_other() {
 }
 
 #[tokio::test]
+async fn a_flush_saves_its_records_in_the_order_their_values_were_serialized() {
+    /// Keeps what each save was given.
+    type Saves = std::sync::Arc<std::sync::Mutex<Vec<Vec<toast::Record>>>>;
+    #[derive(Debug, Default)]
+    struct Recording(toast::backend::memory::MemoryBackend, Saves);
+    #[async_trait::async_trait]
+    impl toast::Backend for Recording {
+        async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
+            self.1.lock().unwrap().push(records.to_vec());
+            self.0.save(records).await
+        }
+        async fn load(&self, keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
+            self.0.load(keys).await
+        }
+        async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
+            self.0.delete(keys).await
+        }
+    }
+    #[derive(Serialize)]
+    struct Page {
+        #[serde(with = "toast::external")]
+        body: String,
+    }
+    #[derive(Serialize)]
+    struct Book {
+        #[serde(with = "toast::external")]
+        cover: Page,
+        pages: Vec<Page>,
+    }
+    let saves = Saves::default();
+    let store = Store::from_backend(Recording(Default::default(), saves.clone()));
+    let page = |n: usize| Page {
+        body: format!("page {n}"),
+    };
+    let book = Book {
+        cover: Page {
+            body: "cover".into(),
+        },
+        pages: (0..10).map(page).collect(),
+    };
+    toast::scope(store, toast::to_json(&book))
+        .await
+        .unwrap()
+        .unwrap();
+    let saves = saves.lock().unwrap();
+    assert_eq!(saves.len(), 1, "one flush");
+    let saved: Vec<(&str, &str)> = saves[0]
+        .iter()
+        .map(|r| (&*r.key.class_name, r.data_str().unwrap()))
+        .collect();
+    // The cover's body before the cover that holds it, then the pages' bodies
+    // in the document's order (their content ids are in no order at all).
+    let mut expected = vec![("String", "\"cover\"")];
+    let pages: Vec<String> = (0..10).map(|n| format!("\"page {n}\"")).collect();
+    assert_eq!(saved[0], expected[0]);
+    assert_eq!(saved[1].0, "Page");
+    expected.push(saved[1]);
+    expected.extend(pages.iter().map(|p| ("String", p.as_str())));
+    assert_eq!(saved, expected);
+}
+
+#[tokio::test]
 async fn load_in_a_scope_shares_its_cache_so_rewriting_unchanged_values_stores_nothing() {
     let store = Store::memory();
     let folder = Folder {

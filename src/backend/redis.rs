@@ -102,12 +102,17 @@
 //!      without one, which removes any TTL: a record's lifetime is the one
 //!      of the store that saved it last.
 //!
-//!   Records are sent in id order, and `load` asks for keys in id order
-//!   too: the server then reads its memory in the order it allocated it
-//!   (toast's write buffer is a hash map, so document order is not write
-//!   order; an `MGET` of 1,000 keys took 330–390 µs of server time in
-//!   document order against 220–230 µs in id order, and 180–260 µs for the
-//!   raw baseline reading in its own write order).
+//!   Records are sent in the order `save` gets them, and `load` asks for
+//!   keys in the order it gets them. From a scope that is the order the
+//!   values were serialized in and the order a document's references come
+//!   in when it is read, so a document read back reads the server's memory
+//!   in the order it was allocated, and the client decodes the replies in
+//!   the order they arrived. (Until toast's write buffer kept its order,
+//!   both were sorted by id instead: an `MGET` of 1,000 keys in document
+//!   order of records written in id order took 330–390 µs of server time
+//!   against 220–230 µs in id order. In document order throughout it takes
+//!   141–147 µs against 139–150 µs sorted, and toast's decoding of the
+//!   document about 30 µs less: BENCHMARKS.md, round 7.)
 //!
 //!   So the common flush — all records new — is **one round trip** with no
 //!   script at all; a flush with updates is two. Each key is written
@@ -469,7 +474,8 @@ fn key_head(prefix: &str, tenant: &str, class_name: &str) -> String {
 
 /// Writes the keys of a batch: `{prefix}:{escape(tenant)}:{escape(class)}:`
 /// is escaped once per (tenant, class) pair of the batch — the few most
-/// recent pairs are kept, as a flush in id order interleaves its classes —,
+/// recent pairs are kept, as a flush interleaves its classes (a value's
+/// externals come just before it) —,
 /// then each key is that head plus the id.
 struct KeyHeads<'a> {
     prefix: &'a str,
@@ -1170,15 +1176,13 @@ impl Backend for RedisBackend {
         if records.is_empty() {
             return Ok(());
         }
-        // Sent in id order, as `load` asks for them (see there). The sort is
-        // stable: of two records with the same key, the later one is
-        // written last and wins.
-        let mut records: Vec<&Record> = records.iter().collect();
-        records.sort_by_key(|r| r.key.id);
-        // Every record is encoded (and checked) before anything is sent.
+        // Sent in the order given (a flush's: the order its values were
+        // serialized in; see the module docs), so of two records with the
+        // same key the later one is written last and wins. Every record is
+        // encoded (and checked) before anything is sent.
         let encoded = records
             .iter()
-            .map(|r| Ok((*r, encode(r)?)))
+            .map(|r| Ok((r, encode(r)?)))
             .collect::<Result<Vec<_>>>()?;
         let chunks = batch::chunks(
             &encoded,
@@ -1196,12 +1200,9 @@ impl Backend for RedisBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut keys = distinct(keys);
-        // In id order, the order `save` writes in: the server then reads its
-        // memory in the order it was allocated (see the module docs: MGET of
-        // 1,000 keys 330–390 µs of server time in document order, 220–230 µs
-        // in id order).
-        keys.sort_unstable_by_key(|k| k.id);
+        // In the order given (a document's references in document order;
+        // see the module docs).
+        let keys = distinct(keys);
         let mut heads = self.shared.key_heads();
         let mut records = Vec::with_capacity(keys.len());
         let mut zero_copy_left = ZERO_COPY_BYTES;
