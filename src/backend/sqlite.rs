@@ -600,7 +600,8 @@ impl Backend for SqliteBackend {
     async fn save(&self, records: &[Record]) -> Result<()> {
         // In id order, the primary key's order within a tenant and class:
         // the b-tree insertions then walk its pages in order, not at random
-        // (the context's buffer hands records over in hash order); write_1k
+        // (a flush hands records over in the order they were serialized,
+        // and content ids are in no order); write_1k
         // 4-6 % faster. Stable, so of one key given twice the later record
         // is still written last and wins.
         let mut sorted: Vec<&Record> = records.iter().collect();
