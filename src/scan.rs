@@ -152,10 +152,11 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<Vec<(Arc<str>, Uuid)>> {
                         if stack.len() >= MAX_NESTING {
                             return None;
                         }
-                        if let Some((class, id, end)) = compact_reference(bytes, i) {
+                        if let Some((class, id, end)) =
+                            (c == b'{').then(|| compact_reference(bytes, i)).flatten()
+                        {
                             // The same reference the steps below would find.
-                            let class = std::str::from_utf8(class).ok()?;
-                            out.push((crate::context::share_class(&mut last_class, class), id));
+                            push_reference(&mut out, &mut last_class, class, id)?;
                             i = end;
                             want = after_value(&stack);
                             continue;
@@ -221,28 +222,23 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<Vec<(Arc<str>, Uuid)>> {
 fn compact_reference(bytes: &[u8], at: usize) -> Option<(&[u8], Uuid, usize)> {
     const OPEN: &[u8] = br#"{"class_name":""#;
     const BETWEEN: &[u8] = br#"","id":""#;
-    let class_at = at + OPEN.len();
     if !bytes.get(at..)?.starts_with(OPEN) {
         return None;
     }
-    let class_end = class_at + plain_string_len(bytes.get(class_at..)?)?;
-    let id_at = class_end + BETWEEN.len();
+    let (class_at, class_end, false) = string(bytes, at + OPEN.len())? else {
+        return None;
+    };
     if !bytes.get(class_end..)?.starts_with(BETWEEN) {
         return None;
     }
-    let id_end = id_at + plain_string_len(bytes.get(id_at..)?)?;
+    let (id_at, id_end, false) = string(bytes, class_end + BETWEEN.len())? else {
+        return None;
+    };
     if bytes.get(id_end + 1) != Some(&b'}') {
         return None;
     }
-    let id = Uuid::try_parse_ascii(bytes.get(id_at..id_end)?).ok()?;
-    Some((bytes.get(class_at..class_end)?, id, id_end + 2))
-}
-
-/// The length of the string text at the start of `text` (up to its closing
-/// quote), or `None` when it has an escape or never closes.
-fn plain_string_len(text: &[u8]) -> Option<usize> {
-    let end = memchr::memchr2(b'"', b'\\', text)?;
-    (text[end] == b'"').then_some(end)
+    let id = Uuid::try_parse_ascii(&bytes[id_at..id_end]).ok()?;
+    Some((&bytes[class_at..class_end], id, id_end + 2))
 }
 
 /// After a complete value: more of the enclosing container, or the end.
@@ -276,9 +272,22 @@ fn close(
     };
     if let (2, Slot::Found(class), Slot::Found(id)) = (object.entries, object.class_name, object.id)
     {
-        let class = std::str::from_utf8(class).ok()?;
-        out.push((crate::context::share_class(last_class, class), id));
+        push_reference(out, last_class, class, id)?;
     }
+    Some(())
+}
+
+/// Adds the reference `(class, id)` to `out`, its class name shared with the
+/// previous reference's when they are equal; `None` (the scan gives up) when
+/// the class name is not UTF-8.
+fn push_reference(
+    out: &mut Vec<(Arc<str>, Uuid)>,
+    last_class: &mut Option<Arc<str>>,
+    class: &[u8],
+    id: Uuid,
+) -> Option<()> {
+    let class = std::str::from_utf8(class).ok()?;
+    out.push((crate::context::share_class(last_class, class), id));
     Some(())
 }
 
