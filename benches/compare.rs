@@ -790,11 +790,7 @@ impl Raw {
     async fn drop_schema(&self, toast_schema: &str) -> R<()> {
         #[cfg(feature = "postgres")]
         if let Raw::Postgres { pool, .. } = self {
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{toast_schema}\" CASCADE"))
-                .execute(pool)
-                .await
-                .map_err(err)?;
-            return Ok(());
+            return drop_pg_schema(pool, &format!("\"{toast_schema}\"")).await;
         }
         Err(format!(
             "no PostgreSQL pool to drop schema {toast_schema} with"
@@ -805,15 +801,23 @@ impl Raw {
     async fn cleanup(&self, written: &[Uuid]) -> R<()> {
         #[cfg(feature = "postgres")]
         if let Raw::Postgres { pool, schema, .. } = self {
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(pool)
-                .await
-                .map_err(err)?;
+            drop_pg_schema(pool, schema).await?;
             pool.close().await;
             return Ok(());
         }
         self.delete(written).await
     }
+}
+
+/// Drops the PostgreSQL schema `quoted` (an identifier in double quotes)
+/// and everything in it.
+#[cfg(feature = "postgres")]
+async fn drop_pg_schema(pool: &sqlx::PgPool, quoted: &str) -> R<()> {
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {quoted} CASCADE"))
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- targets

@@ -601,9 +601,9 @@ impl Backend for SqliteBackend {
         // In id order, the primary key's order within a tenant and class:
         // the b-tree insertions then walk its pages in order, not at random
         // (a flush hands records over in the order they were serialized,
-        // and content ids are in no order); write_1k
-        // 4-6 % faster. Stable, so of one key given twice the later record
-        // is still written last and wins.
+        // and content ids are in no order); write_1k 4-6 % faster. Stable,
+        // so of one key given twice the later record is still written last
+        // and wins.
         let mut sorted: Vec<&Record> = records.iter().collect();
         sorted.sort_by_key(|r| r.key.id);
         let mut chunks = save_chunks(&sorted).peekable();
