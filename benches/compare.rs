@@ -349,9 +349,10 @@ const SQLITE_MIGRATIONS: [&str; 2] = [
 
 /// Toast's PostgreSQL migrations (`{schema}` to be replaced), likewise.
 #[cfg(feature = "postgres")]
-const POSTGRES_MIGRATIONS: [&str; 2] = [
+const POSTGRES_MIGRATIONS: [&str; 3] = [
     include_str!("../migrations/postgres/0001_records.sql"),
     include_str!("../migrations/postgres/0002_listing_by_expression.sql"),
+    include_str!("../migrations/postgres/0003_key_by_id.sql"),
 ];
 
 #[cfg(feature = "sqlite")]
