@@ -154,7 +154,7 @@ impl Store {
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
         not_in_async()?;
         let handle = self.runtime.handle()?.clone();
-        let ctx = Context::new(self.store.clone(), Some(handle.clone()));
+        let ctx = Context::new(&self.store, Some(handle.clone()));
         let output = BLOCKING.set(&ctx, f);
         handle.block_on(ctx.flush())?;
         Ok(output)

@@ -67,11 +67,9 @@ pub struct Context {
 }
 
 struct Inner {
+    /// The store, with this thread's own copy of its tenant
+    /// ([`Store::for_context`]): every key the context makes clones it.
     store: Store,
-    /// The store's tenant, in an `Arc` of this context's own: every key the
-    /// context makes clones it, and the store's `Arc` is shared by every
-    /// task of the process, so its count would be written from every core.
-    tenant: Arc<str>,
     state: Mutex<State>,
     flush_lock: tokio::sync::Mutex<()>,
     /// The runtime of a `blocking::Store`, used to fetch on the spot.
@@ -157,7 +155,7 @@ impl std::fmt::Debug for Context {
 /// # Ok(()) }
 /// ```
 pub async fn scope<F: Future>(store: Store, fut: F) -> Result<F::Output> {
-    Context::new(store, None).scope(fut).await
+    Context::new(&store, None).scope(fut).await
 }
 
 /// Flushes the current scope's buffered records now: one [`crate::Backend::save`]
@@ -312,11 +310,10 @@ pub(crate) fn share_class(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
 }
 
 impl Context {
-    pub(crate) fn new(store: Store, runtime: Option<Handle>) -> Self {
+    pub(crate) fn new(store: &Store, runtime: Option<Handle>) -> Self {
         Context {
             inner: Arc::new(Inner {
-                tenant: Arc::from(&**store.tenant_arc()),
-                store,
+                store: store.for_context(),
                 state: Mutex::new(State::default()),
                 flush_lock: tokio::sync::Mutex::new(()),
                 runtime,
@@ -433,7 +430,7 @@ impl Context {
 
     /// The key of `(class, id)` in this context's tenant.
     fn key(&self, class: Arc<str>, id: Uuid) -> Key {
-        Key::new(Arc::clone(&self.inner.tenant), class, id)
+        Key::new(Arc::clone(self.inner.store.tenant_arc()), class, id)
     }
 
     fn cache_key(class: &Arc<str>, id: Uuid) -> CacheKey {
@@ -632,7 +629,7 @@ impl Context {
     /// Loads every reference not yet known, one backend round trip per
     /// nesting level, following the references each loaded record carries.
     pub(crate) async fn prefetch_interned(&self, mut pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
-        let tenant = Arc::clone(&self.inner.tenant);
+        let tenant = Arc::clone(self.inner.store.tenant_arc());
         for _level in 0..=MAX_DEPTH {
             let keys: Vec<Key> = {
                 let st = self.lock();

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -51,14 +51,87 @@ struct Shared {
     counters: Counters,
 }
 
+/// The counters behind [`Stats`], in stripes: each thread adds to the stripe
+/// it was given, on a cache line of its own, so that threads counting at
+/// once do not pass one line back and forth (a `put` and a `get` add four
+/// times); [`Store::stats`] sums the stripes.
 #[derive(Default)]
 struct Counters {
+    stripes: [Stripe; STRIPES],
+}
+
+/// How many stripes [`Counters`] has (threads beyond that share them).
+const STRIPES: usize = 8;
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Stripe {
     save_calls: AtomicU64,
     load_calls: AtomicU64,
     delete_calls: AtomicU64,
     list_calls: AtomicU64,
     records_saved: AtomicU64,
     records_loaded: AtomicU64,
+}
+
+/// The stripe the next thread to count is given.
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe of every store's counters.
+    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+}
+
+impl Counters {
+    /// The stripe of the calling thread.
+    fn mine(&self) -> &Stripe {
+        let i = STRIPE.try_with(|i| *i).unwrap_or(0);
+        &self.stripes[i % STRIPES]
+    }
+
+    fn sum(&self, field: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| field(s).load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+/// How many stores' tenants each thread keeps a copy of ([`thread_tenant`]).
+const TENANT_COPIES: usize = 4;
+
+type TenantCopies = ([Option<(Arc<str>, Arc<str>)>; TENANT_COPIES], usize);
+
+thread_local! {
+    /// (a store's tenant, this thread's copy of it) for the stores this
+    /// thread made contexts for last.
+    static TENANTS: std::cell::RefCell<TenantCopies> =
+        const { std::cell::RefCell::new(([None, None, None, None], 0)) };
+}
+
+/// This thread's own copy of `tenant` (a store's): every key a context makes
+/// clones its tenant, and the store's `Arc` is shared by every thread, so
+/// its count would be written from every core, where a copy per thread is
+/// written by one. Made once per thread and store, not per context.
+fn thread_tenant(tenant: &Arc<str>) -> Arc<str> {
+    TENANTS
+        .try_with(|copies| {
+            let mut copies = copies.borrow_mut();
+            let known = copies
+                .0
+                .iter()
+                .flatten()
+                .find(|(of, _)| Arc::ptr_eq(of, tenant))
+                .map(|(_, own)| Arc::clone(own));
+            known.unwrap_or_else(|| {
+                let own: Arc<str> = Arc::from(&**tenant);
+                let slot = copies.1 % TENANT_COPIES;
+                copies.0[slot] = Some((Arc::clone(tenant), Arc::clone(&own)));
+                copies.1 = slot + 1;
+                own
+            })
+        })
+        .unwrap_or_else(|_| Arc::from(&**tenant))
 }
 
 /// Counters since the store was connected, shared by all its clones and tenants.
@@ -189,6 +262,15 @@ impl Store {
         &self.tenant
     }
 
+    /// This store for a context: the same backend and counters, with this
+    /// thread's own copy of the tenant ([`thread_tenant`]).
+    pub(crate) fn for_context(&self) -> Store {
+        Store {
+            shared: Arc::clone(&self.shared),
+            tenant: thread_tenant(&self.tenant),
+        }
+    }
+
     /// The store's URL with the password redacted.
     pub fn url(&self) -> &str {
         &self.shared.url
@@ -203,12 +285,12 @@ impl Store {
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
         Stats {
-            save_calls: c.save_calls.load(Ordering::Relaxed),
-            load_calls: c.load_calls.load(Ordering::Relaxed),
-            delete_calls: c.delete_calls.load(Ordering::Relaxed),
-            list_calls: c.list_calls.load(Ordering::Relaxed),
-            records_saved: c.records_saved.load(Ordering::Relaxed),
-            records_loaded: c.records_loaded.load(Ordering::Relaxed),
+            save_calls: c.sum(|s| &s.save_calls),
+            load_calls: c.sum(|s| &s.load_calls),
+            delete_calls: c.sum(|s| &s.delete_calls),
+            list_calls: c.sum(|s| &s.list_calls),
+            records_saved: c.sum(|s| &s.records_saved),
+            records_loaded: c.sum(|s| &s.records_loaded),
         }
     }
 
@@ -228,7 +310,7 @@ impl Store {
     ///
     /// Whatever serializing the value or [`Backend::save`] returns.
     pub async fn put<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
-        Context::new(self.clone(), None).put_new(value).await
+        Context::new(self, None).put_new(value).await
     }
 
     /// Loads and deserializes the value `reference` names, resolving the
@@ -239,7 +321,7 @@ impl Store {
     /// [`Error::NotFound`] when no such record exists in this tenant;
     /// [`Error::Validation`] when the stored data does not fit `T`.
     pub async fn get<T: DeserializeOwned>(&self, reference: &Reference) -> Result<T> {
-        Context::new(self.clone(), None).load_one(reference).await
+        Context::new(self, None).load_one(reference).await
     }
 
     /// Loads several values of one type in one round trip per nesting level,
@@ -249,7 +331,7 @@ impl Store {
     ///
     /// As [`Store::get`], for the first reference that fails.
     pub async fn get_many<T: DeserializeOwned>(&self, references: &[Reference]) -> Result<Vec<T>> {
-        Context::new(self.clone(), None).load_many(references).await
+        Context::new(self, None).load_many(references).await
     }
 
     /// Loads the raw record `reference` names, with its timestamps.
@@ -302,6 +384,7 @@ impl Store {
         let keys: Vec<Key> = references.iter().map(|r| self.key_for(r)).collect();
         self.shared
             .counters
+            .mine()
             .delete_calls
             .fetch_add(1, Ordering::Relaxed);
         self.shared.backend.delete(&keys).await
@@ -335,6 +418,7 @@ impl Store {
         };
         self.shared
             .counters
+            .mine()
             .list_calls
             .fetch_add(1, Ordering::Relaxed);
         let entries = self.shared.backend.list(&query).await?;
@@ -364,7 +448,7 @@ impl Store {
 
     /// One `Backend::save` call, counted.
     pub(crate) async fn save_records(&self, records: &[Record]) -> Result<()> {
-        let c = &self.shared.counters;
+        let c = self.shared.counters.mine();
         c.save_calls.fetch_add(1, Ordering::Relaxed);
         c.records_saved
             .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -378,18 +462,13 @@ impl Store {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let c = &self.shared.counters;
+        let c = self.shared.counters.mine();
         c.load_calls.fetch_add(1, Ordering::Relaxed);
         let mut records = self.shared.backend.load(keys).await?;
-        // Backends return the caller's keys, whose tenant `Arc` is often a
-        // context's copy rather than the store's: compared with that copy
-        // (when it names this tenant), `Arc`'s equality finds most by pointer.
-        let tenant = keys
-            .first()
-            .map(|k| &k.tenant)
-            .filter(|t| **t == self.tenant)
-            .unwrap_or(&self.tenant);
-        if records.len() > keys.len() || records.iter().any(|r| r.key.tenant != *tenant) {
+        // Backends return the caller's keys, made with this store's tenant
+        // `Arc` (a context's store has its own, see `for_context`), so
+        // `Arc`'s equality finds most by pointer.
+        if records.len() > keys.len() || records.iter().any(|r| r.key.tenant != self.tenant) {
             let wanted: HashSet<&Key> = keys.iter().collect();
             records.retain(|r| wanted.contains(&r.key));
         }

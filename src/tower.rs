@@ -283,7 +283,7 @@ where
         };
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let ctx = Context::new(store, None);
+        let ctx = Context::new(&store, None);
         // A service may do work in `call` itself, not only in its future.
         let future = ctx.sync_scope(|| inner.call(request));
         Box::pin(async move {
