@@ -361,3 +361,78 @@ async fn get_of_a_value_whose_external_is_gone_is_not_found() {
     let err = store.get::<Folder>(&r).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stats_add_up_the_counts_of_every_thread() {
+    // The counters are striped per thread (src/store.rs): what threads add
+    // at once must all be in the sum, whichever stripes they used.
+    let store = Store::memory();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let r = store.put(&format!("{t}/{i}")).await?;
+                    assert_eq!(store.get::<String>(&r).await?, format!("{t}/{i}"));
+                }
+                Ok::<_, toast::Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // Plain OS threads too, each with a runtime of its own.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let store = store.clone();
+            s.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let r = store.put(&t).await.unwrap();
+                    assert!(store.delete(&r).await.unwrap());
+                });
+            });
+        }
+    });
+    let stats = store.stats();
+    assert_eq!(stats.save_calls, 16 * 25 + 4);
+    assert_eq!(stats.records_saved, 16 * 25 + 4);
+    assert_eq!(stats.load_calls, 16 * 25);
+    assert_eq!(stats.records_loaded, 16 * 25);
+    assert_eq!(stats.delete_calls, 4);
+}
+
+#[tokio::test]
+async fn many_tenants_used_in_turn_on_one_thread_stay_apart() {
+    // A context takes this thread's copy of its store's tenant, and a
+    // thread keeps copies of a few stores' tenants: cycling through more
+    // tenants than it keeps must still write and read each in its own.
+    let store = Store::memory();
+    let tenants: Vec<Store> = (0..9).map(|i| store.tenant(format!("t{i}"))).collect();
+    let mut refs = Vec::new();
+    for round in 0..3 {
+        for (i, tenant) in tenants.iter().enumerate() {
+            refs.push((i, tenant.put(&format!("{i}:{round}")).await.unwrap()));
+        }
+    }
+    for (i, r) in &refs {
+        for (j, tenant) in tenants.iter().enumerate() {
+            let got = tenant.get::<String>(r).await;
+            if j == *i {
+                assert!(got.unwrap().starts_with(&format!("{i}:")));
+            } else {
+                assert!(got.unwrap_err().is_not_found(), "{j} sees {i}'s {r}");
+            }
+        }
+    }
+    for (i, tenant) in tenants.iter().enumerate() {
+        assert_eq!(
+            tenant.list_of::<String>(0, 100).await.unwrap().len(),
+            3,
+            "t{i}"
+        );
+    }
+}
