@@ -5,8 +5,7 @@
 //! code finds it in a `tokio::task_local!`; the blocking API in a `scoped-tls`
 //! thread-local. Serialization never does I/O: it only fills the buffer.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use hashbrown::hash_map::Entry;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -88,6 +87,22 @@ impl std::hash::Hash for CacheKey {
     }
 }
 
+/// A [`CacheKey`] borrowed: the cache is looked up without cloning a class
+/// name's `Arc` (hashed as [`CacheKey`] is, by the id alone).
+struct KeyRef<'a>(&'a str, Uuid);
+
+impl std::hash::Hash for KeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.1.as_u128());
+    }
+}
+
+impl hashbrown::Equivalent<CacheKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &CacheKey) -> bool {
+        self.1 == key.1 && self.0 == &*key.0
+    }
+}
+
 type Hasher = crate::SeededHash;
 
 #[derive(Default)]
@@ -98,11 +113,37 @@ struct State {
     /// value holding it), which is the order a document's references come
     /// in when it is read back (see the Redis backend).
     buffer: indexmap::IndexMap<CacheKey, Record, Hasher>,
-    /// Records known in this scope: `Some(data)` loaded or written,
-    /// `None` known to be missing.
-    cache: HashMap<CacheKey, Option<Bytes>, Hasher>,
+    /// Records known in this scope, and those a prefetch is loading.
+    cache: hashbrown::HashMap<CacheKey, Cached, Hasher>,
     /// The last typed error that crossed serde as a message.
     parked: Option<Parked>,
+    /// The last prefetch level's number ([`Cached::Loading`]).
+    loads: u64,
+}
+
+/// What the cache knows of a record.
+#[derive(Clone)]
+enum Cached {
+    /// Loaded or written in this scope.
+    Data(Bytes),
+    /// Known to be missing.
+    Missing,
+    /// Asked for by the prefetch level of this number, not answered yet (or
+    /// that prefetch failed or was dropped): known to nobody else. A prefetch
+    /// that finds it asks again, and a reference that finds it is loaded on
+    /// the spot, as one never prefetched.
+    Loading(u64),
+}
+
+impl Cached {
+    /// The record's data, or `None` when missing; `None` when not known.
+    fn known(&self) -> Option<Option<Bytes>> {
+        match self {
+            Cached::Data(data) => Some(Some(data.clone())),
+            Cached::Missing => Some(None),
+            Cached::Loading(_) => None,
+        }
+    }
 }
 
 struct Parked {
@@ -220,10 +261,56 @@ pub(crate) fn resolve_external<T: DeserializeOwned>(
     id: Uuid,
     expected: Arc<str>,
 ) -> std::result::Result<T, String> {
+    // The usual case, a reference already in the cache (prefetched): looked
+    // up with the context borrowed from its slot rather than cloned, once per
+    // reference of a document.
+    if class == &*expected {
+        if let Some(data) = with_current(|ctx| ctx.cached(class, id)).flatten() {
+            return decode(&data, class, id).map_err(park);
+        }
+    }
     let Some(ctx) = current() else {
         return Err(NO_SCOPE.to_owned());
     };
     ctx.resolve(class, id, expected).map_err(|e| ctx.park(e))
+}
+
+/// `f` of the current context (as [`current`] finds it), borrowed.
+fn with_current<R>(f: impl Fn(&Context) -> R) -> Option<R> {
+    CONTEXT
+        .try_with(&f)
+        .ok()
+        .or_else(|| BLOCKING.is_set().then(|| BLOCKING.with(&f)))
+}
+
+/// Parks `error` in the current context and returns its message.
+fn park(error: Error) -> String {
+    match current() {
+        Some(ctx) => ctx.park(error),
+        None => error.to_string(),
+    }
+}
+
+/// Decodes a stored value of `class`, its externals resolving in the
+/// current context.
+fn decode<T: DeserializeOwned>(data: &[u8], class: &str, id: Uuid) -> Result<T> {
+    let _depth = DepthGuard::enter(class)?;
+    // Checked as UTF-8 once, in one pass, rather than string by string
+    // (which is what serde_json does when reading from bytes).
+    let text = simdutf8::compat::from_utf8(data).map_err(|e| {
+        Error::validation_with(
+            format!("stored {class} {id} is corrupted: not UTF-8 JSON"),
+            e,
+        )
+    })?;
+    serde_json::from_str::<T>(text).map_err(|e| {
+        take_parked_matching(&e.to_string()).unwrap_or_else(|| {
+            Error::validation_with(
+                format!("stored {class} {id} no longer fits the type: {e}"),
+                e,
+            )
+        })
+    })
 }
 
 thread_local! {
@@ -456,13 +543,15 @@ impl Context {
         let mut st = self.lock();
         // One lookup for "known and unchanged" and for the insert.
         let changed = match st.cache.entry(ck.clone()) {
-            Entry::Occupied(known) if known.get().as_ref() == Some(&record.data) => false,
+            Entry::Occupied(known) if matches!(known.get(), Cached::Data(data) if *data == record.data) => {
+                false
+            }
             Entry::Occupied(mut known) => {
-                known.insert(Some(record.data.clone()));
+                known.insert(Cached::Data(record.data.clone()));
                 true
             }
             Entry::Vacant(slot) => {
-                slot.insert(Some(record.data.clone()));
+                slot.insert(Cached::Data(record.data.clone()));
                 true
             }
         };
@@ -508,6 +597,14 @@ impl Context {
         Ok(reference)
     }
 
+    /// The data of `(class, id)` when the cache has it.
+    fn cached(&self, class: &str, id: Uuid) -> Option<Bytes> {
+        match self.lock().cache.get(&KeyRef(class, id)) {
+            Some(Cached::Data(data)) => Some(data.clone()),
+            _ => None,
+        }
+    }
+
     /// Resolves a reference from the cache, fetching it on the spot if needed.
     pub(crate) fn resolve<T: DeserializeOwned>(
         &self,
@@ -516,38 +613,19 @@ impl Context {
         expected: Arc<str>,
     ) -> Result<T> {
         check_class(class, id, &expected)?;
-        let ck = Self::cache_key(&expected, id);
-        let cached = self.lock().cache.get(&ck).cloned();
+        let cached = self
+            .lock()
+            .cache
+            .get(&KeyRef(class, id))
+            .and_then(Cached::known);
         let data = match cached {
             Some(found) => found,
-            None => self.fetch_now(&ck)?,
+            None => self.fetch_now(&Self::cache_key(&expected, id))?,
         };
         let Some(data) = data else {
             return Err(Error::not_found(&*expected, id));
         };
-        self.decode(&data, &expected, id)
-    }
-
-    /// Decodes a stored value of `class` (its externals resolving in this context).
-    fn decode<T: DeserializeOwned>(&self, data: &[u8], class: &str, id: Uuid) -> Result<T> {
-        let _depth = DepthGuard::enter(class)?;
-        // Checked as UTF-8 once, in one pass, rather than string by string
-        // (which is what serde_json does when reading from bytes).
-        let text = simdutf8::compat::from_utf8(data).map_err(|e| {
-            Error::validation_with(
-                format!("stored {class} {id} is corrupted: not UTF-8 JSON"),
-                e,
-            )
-        })?;
-        serde_json::from_str::<T>(text).map_err(|e| {
-            self.take_parked_matching(&e.to_string())
-                .unwrap_or_else(|| {
-                    Error::validation_with(
-                        format!("stored {class} {id} no longer fits the type: {e}"),
-                        e,
-                    )
-                })
-        })
+        decode(&data, &expected, id)
     }
 
     /// Loads and decodes one value: `Store::get`. One round trip for the
@@ -570,7 +648,7 @@ impl Context {
         if !record.refs.is_empty() {
             self.prefetch(record.refs).await?;
         }
-        self.sync_scope(|| self.decode(&record.data, &class, reference.id))
+        self.sync_scope(|| decode(&record.data, &class, reference.id))
     }
 
     /// Prefetches `references` (one round trip per nesting level), then decodes
@@ -617,7 +695,8 @@ impl Context {
             }
         };
         let data = records.into_iter().next().map(|r| r.data);
-        self.lock().cache.insert(ck.clone(), data.clone());
+        let known = data.clone().map_or(Cached::Missing, Cached::Data);
+        self.lock().cache.insert(ck.clone(), known);
         Ok(data)
     }
 
@@ -631,41 +710,58 @@ impl Context {
     pub(crate) async fn prefetch_interned(&self, mut pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
         let tenant = Arc::clone(self.inner.store.tenant_arc());
         for _level in 0..=MAX_DEPTH {
-            let keys: Vec<Key> = {
-                let st = self.lock();
-                let mut seen = HashSet::with_capacity_and_hasher(pending.len(), Hasher::default());
-                pending
+            // Each reference not yet known is marked as this level's in the
+            // cache, which is how a repeated one is found (no second set).
+            let (keys, level): (Vec<Key>, u64) = {
+                let mut st = self.lock();
+                st.loads += 1;
+                let level = st.loads;
+                st.cache.reserve(pending.len());
+                let keys = pending
                     .drain(..)
                     .filter_map(|(class, id)| {
-                        let ck = CacheKey(class, id);
-                        if st.cache.contains_key(&ck) || !seen.insert(ck.clone()) {
-                            return None;
-                        }
-                        Some(Key::new(Arc::clone(&tenant), ck.0, ck.1))
+                        let slot = match st.cache.entry(CacheKey(class, id)) {
+                            Entry::Vacant(slot) => slot.insert_entry(Cached::Loading(level)),
+                            // Another prefetch's, still loading or failed:
+                            // this one asks too.
+                            Entry::Occupied(mut slot)
+                                if matches!(slot.get(), Cached::Loading(l) if *l != level) =>
+                            {
+                                slot.insert(Cached::Loading(level));
+                                slot
+                            }
+                            Entry::Occupied(_) => return None,
+                        };
+                        let ck = slot.key();
+                        Some(Key::new(Arc::clone(&tenant), Arc::clone(&ck.0), ck.1))
                     })
-                    .collect()
+                    .collect();
+                (keys, level)
             };
             if keys.is_empty() {
                 return Ok(());
             }
             let records = self.inner.store.load_keys(&keys).await?;
             let mut st = self.lock();
-            st.cache.reserve(keys.len());
             let all_found = records.len() == keys.len();
             for record in records {
-                pending.extend(intern_classes(record.refs));
+                if !record.refs.is_empty() {
+                    pending.extend(intern_classes(record.refs));
+                }
                 st.cache.insert(
                     CacheKey(record.key.class_name, record.key.id),
-                    Some(record.data),
+                    Cached::Data(record.data),
                 );
             }
             if !all_found {
-                // The keys are distinct: when fewer records came back, the
-                // others are known to be missing.
-                for key in keys {
-                    st.cache
-                        .entry(CacheKey(key.class_name, key.id))
-                        .or_insert(None);
+                // The keys are distinct: those still marked as this level's
+                // are known to be missing.
+                for key in &keys {
+                    if let Some(slot) = st.cache.get_mut(&KeyRef(&key.class_name, key.id)) {
+                        if matches!(slot, Cached::Loading(l) if *l == level) {
+                            *slot = Cached::Missing;
+                        }
+                    }
                 }
             }
         }

@@ -361,3 +361,72 @@ async fn tasks_sharing_a_context_on_two_threads_keep_their_own_children() {
         assert!(store.record(&item_ref).await.unwrap().refs.is_empty());
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pair {
+    #[serde(with = "toast::external")]
+    first: Item,
+    #[serde(with = "toast::external")]
+    second: Item,
+}
+
+#[tokio::test]
+async fn a_failed_prefetch_leaves_nothing_known_and_the_next_one_loads_again() {
+    // A prefetch marks what it asks for in the scope's cache; a failed one
+    // must not leave those marks counting as loaded or missing, in the same
+    // scope, on a current-thread runtime (where nothing is loaded on the spot).
+    let flaky = flaky::Flaky::new();
+    let store = flaky::store(&flaky);
+    let pair = Pair {
+        first: Item { name: "a".into() },
+        second: Item { name: "b".into() },
+    };
+    let json = toast::scope(store.clone(), toast::to_json(&pair))
+        .await
+        .unwrap()
+        .unwrap();
+    toast::scope(store.clone(), async {
+        flaky.set_failing_loads(true);
+        let err = toast::from_json::<Pair>(&json).await.unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        flaky.set_failing_loads(false);
+        let before = store.stats();
+        let back: Pair = toast::from_json(&json).await.unwrap();
+        assert_eq!(back, pair);
+        let loaded = store.stats().since(&before);
+        assert_eq!((loaded.load_calls, loaded.records_loaded), (1, 2));
+        // Now known: read again without a round trip.
+        let again: Pair = toast::from_json(&json).await.unwrap();
+        assert_eq!(again, pair);
+        assert_eq!(store.stats().since(&before).load_calls, 1);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_repeated_reference_is_loaded_once_and_a_missing_one_is_not_found() {
+    let store = Store::memory();
+    let json = toast::scope(store.clone(), toast::to_json(&doc("x")))
+        .await
+        .unwrap()
+        .unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let twice = serde_json::json!({"first": reference["item"], "second": reference["item"]});
+    let before = store.stats();
+    let back: Pair = toast::scope(store.clone(), toast::from_json(&twice.to_string()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.first, back.second);
+    let loaded = store.stats().since(&before);
+    assert_eq!((loaded.load_calls, loaded.records_loaded), (1, 1));
+
+    let gone = serde_json::json!({"first": reference["item"],
+        "second": {"class_name": "Item", "id": uuid::Uuid::new_v4()}});
+    let err = toast::scope(store, toast::from_json::<Pair>(&gone.to_string()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}

@@ -11,6 +11,7 @@ pub struct Flaky {
     pub inner: MemoryBackend,
     pub fail_saves: AtomicBool,
     pub save_attempts: AtomicUsize,
+    pub fail_loads: AtomicBool,
 }
 
 impl Flaky {
@@ -19,6 +20,9 @@ impl Flaky {
     }
     pub fn set_failing(&self, failing: bool) {
         self.fail_saves.store(failing, Ordering::SeqCst);
+    }
+    pub fn set_failing_loads(&self, failing: bool) {
+        self.fail_loads.store(failing, Ordering::SeqCst);
     }
 }
 
@@ -36,6 +40,13 @@ impl Backend for Flaky {
         self.inner.save(records).await
     }
     async fn load(&self, keys: &[Key]) -> toast::Result<Vec<Record>> {
+        if self.fail_loads.load(Ordering::SeqCst) {
+            return Err(Error::connection(
+                "flaky://",
+                "injected failure: the store is down",
+                None,
+            ));
+        }
         self.inner.load(keys).await
     }
     async fn delete(&self, keys: &[Key]) -> toast::Result<u64> {
