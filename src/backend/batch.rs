@@ -54,6 +54,16 @@ pub(crate) fn chunks<T>(
 /// whole keys.
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) fn distinct(keys: &[Key]) -> Vec<&Key> {
+    // A few keys (a `Store::get`): compared pairwise, no set allocated.
+    if keys.len() <= 8 {
+        let mut out: Vec<&Key> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+        return out;
+    }
     let hasher = crate::SeededHash::default;
     let mut ids: HashSet<Uuid, _> = HashSet::with_capacity_and_hasher(keys.len(), hasher());
     if keys.iter().all(|k| ids.insert(k.id)) {
