@@ -593,7 +593,16 @@ impl Context {
         let class = crate::reference::class_name::<T>();
         let record = self.sync_scope(|| self.make_record(value, class, Some(Uuid::new_v4())))?;
         let reference = record.key.reference();
-        self.flush_with(Some(record)).await?;
+        if self.lock().buffer.is_empty() {
+            // No externals inside (the usual case): the record alone, with
+            // no flush to order against (this context is the call's own).
+            self.inner
+                .store
+                .save_records(std::slice::from_ref(&record))
+                .await?;
+        } else {
+            self.flush_with(Some(record)).await?;
+        }
         Ok(reference)
     }
 
