@@ -370,11 +370,18 @@ fn parse_header(value: &[u8]) -> std::result::Result<Header, String> {
     let created = be_i64(value, OFF_CREATED_AT).ok_or_else(short)?;
     let updated = be_i64(value, OFF_UPDATED_AT).ok_or_else(short)?;
     let refs_len = be_u32(value, OFF_REFS_LEN).ok_or_else(short)?;
+    // Every i64 of nanoseconds is an instant chrono can hold. A record never
+    // updated has both the same (its calendar date is worked out once).
+    let created_at = DateTime::from_timestamp_nanos(created);
+    let updated_at = if updated == created {
+        created_at
+    } else {
+        DateTime::from_timestamp_nanos(updated)
+    };
     Ok(Header {
         schema_version,
-        // Every i64 of nanoseconds is an instant chrono can hold.
-        created_at: DateTime::from_timestamp_nanos(created),
-        updated_at: DateTime::from_timestamp_nanos(updated),
+        created_at,
+        updated_at,
         refs_len,
     })
 }
@@ -1436,6 +1443,11 @@ mod tests {
                 assert_eq!(sliced, zero_copy, "zero_copy {zero_copy}");
             }
         }
+        // A record never updated: both timestamps the same instant.
+        let mut fresh = sample(Vec::new());
+        fresh.updated_at = fresh.created_at;
+        let back = s.decode(&fresh.key, bytes_of(&fresh), true).unwrap();
+        assert_eq!(back, fresh);
     }
 
     #[test]
