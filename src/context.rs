@@ -122,7 +122,6 @@ struct State {
 }
 
 /// What the cache knows of a record.
-#[derive(Clone)]
 enum Cached {
     /// Loaded or written in this scope.
     Data(Bytes),
@@ -212,13 +211,7 @@ pub async fn flush() -> Result<()> {
 
 /// The context of the running task (or blocking scope), if any.
 pub fn current() -> Option<Context> {
-    if let Ok(ctx) = CONTEXT.try_with(Context::clone) {
-        return Some(ctx);
-    }
-    if BLOCKING.is_set() {
-        return Some(BLOCKING.with(Context::clone));
-    }
-    None
+    with_current(Context::clone)
 }
 
 /// Takes the typed error behind the last serde error raised by an external in
@@ -275,7 +268,8 @@ pub(crate) fn resolve_external<T: DeserializeOwned>(
     ctx.resolve(class, id, expected).map_err(|e| ctx.park(e))
 }
 
-/// `f` of the current context (as [`current`] finds it), borrowed.
+/// `f` of the current context, borrowed: the task's (`toast::scope`), else
+/// the blocking scope's.
 fn with_current<R>(f: impl Fn(&Context) -> R) -> Option<R> {
     CONTEXT
         .try_with(&f)

@@ -137,50 +137,73 @@ fn intern(table: &Interned, key: &'static str, make: impl FnOnce() -> String) ->
     }
 }
 
-/// How many class names each thread remembers without the shared table.
+/// A few `(key, this thread's own copy of a shared name)` pairs, the oldest
+/// replaced first: a thread looks its recent names up here instead of in a
+/// shared table, and clones its own copy, whose count only it writes, where
+/// the shared `Arc`'s would be written by every thread, once per use.
+pub(crate) struct Recent<K> {
+    slots: [Option<(K, Arc<str>)>; RECENT],
+    next: usize,
+}
+
+/// How many names a [`Recent`] keeps.
 const RECENT: usize = 4;
 
-/// One remembered name: the `&'static str` it was looked up by (address and
-/// length: the same address and length are the same text), which table, and
-/// this thread's copy of the interned name.
-type Remembered = (usize, usize, bool, Arc<str>);
+impl<K> Recent<K> {
+    pub(crate) const fn new() -> Self {
+        Recent {
+            slots: [None, None, None, None],
+            next: 0,
+        }
+    }
+
+    /// The copy kept for the first key that `is` accepts.
+    pub(crate) fn find(&self, is: impl Fn(&K) -> bool) -> Option<Arc<str>> {
+        self.slots
+            .iter()
+            .flatten()
+            .find(|(key, _)| is(key))
+            .map(|(_, own)| Arc::clone(own))
+    }
+
+    /// Keeps this thread's own copy of `name` under `key` and returns it.
+    pub(crate) fn keep(&mut self, key: K, name: &str) -> Arc<str> {
+        let own: Arc<str> = Arc::from(name);
+        let slot = self.next % RECENT;
+        self.slots[slot] = Some((key, Arc::clone(&own)));
+        self.next = slot + 1;
+        own
+    }
+}
+
+/// A class name's key in [`LAST`]: the `&'static str` it was looked up by
+/// (address and length: the same address and length are the same text) and
+/// which table.
+type NameKey = (usize, usize, bool);
 
 thread_local! {
     /// The names this thread looked up last: an external of one type is
     /// serialized or resolved many times in a row, and the shared table
     /// costs a lock and a hash of the full type name each time.
-    static LAST: std::cell::RefCell<([Option<Remembered>; RECENT], usize)> =
-        const { std::cell::RefCell::new(([None, None, None, None], 0)) };
+    static LAST: std::cell::RefCell<Recent<NameKey>> =
+        const { std::cell::RefCell::new(Recent::new()) };
 }
 
 fn recent(key: &'static str, named: bool) -> Option<Arc<str>> {
-    let (addr, len) = (key.as_ptr() as usize, key.len());
-    LAST.try_with(|last| {
-        last.borrow()
-            .0
-            .iter()
-            .flatten()
-            .find_map(|(a, l, n, name)| {
-                (*a == addr && *l == len && *n == named).then(|| Arc::clone(name))
-            })
-    })
-    .ok()
-    .flatten()
+    let wanted = (key.as_ptr() as usize, key.len(), named);
+    LAST.try_with(|last| last.borrow().find(|k| *k == wanted))
+        .ok()
+        .flatten()
 }
 
 /// Remembers `name` for this thread and returns the thread's own copy (or
 /// `name` itself where the thread's storage is gone).
 fn remember(key: &'static str, named: bool, name: Arc<str>) -> Arc<str> {
-    // A copy of this thread's own: the shared `Arc`'s count would be written
-    // by every thread that clones it, once per external.
-    let own: Arc<str> = Arc::from(&*name);
     LAST.try_with(|last| {
-        let mut last = last.borrow_mut();
-        let slot = last.1 % RECENT;
-        last.0[slot] = Some((key.as_ptr() as usize, key.len(), named, Arc::clone(&own)));
-        last.1 = slot + 1;
+        last.borrow_mut()
+            .keep((key.as_ptr() as usize, key.len(), named), &name)
     })
-    .map_or(name, |()| own)
+    .unwrap_or(name)
 }
 
 /// Strips module paths from every path segment of a type name.

@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListQuery, Record};
-use crate::reference::{class_name, Reference};
+use crate::reference::{class_name, Recent, Reference};
 use crate::url::ConnectUrl;
 
 /// The tenant a [`Store`] uses until [`Store::tenant`] picks another.
@@ -97,39 +97,22 @@ impl Counters {
     }
 }
 
-/// How many stores' tenants each thread keeps a copy of ([`thread_tenant`]).
-const TENANT_COPIES: usize = 4;
-
-type TenantCopies = ([Option<(Arc<str>, Arc<str>)>; TENANT_COPIES], usize);
-
 thread_local! {
-    /// (a store's tenant, this thread's copy of it) for the stores this
-    /// thread made contexts for last.
-    static TENANTS: std::cell::RefCell<TenantCopies> =
-        const { std::cell::RefCell::new(([None, None, None, None], 0)) };
+    /// This thread's own copies of the tenants of the stores it made
+    /// contexts for last, by the store's tenant `Arc`.
+    static TENANTS: std::cell::RefCell<Recent<Arc<str>>> =
+        const { std::cell::RefCell::new(Recent::new()) };
 }
 
 /// This thread's own copy of `tenant` (a store's): every key a context makes
-/// clones its tenant, and the store's `Arc` is shared by every thread, so
-/// its count would be written from every core, where a copy per thread is
-/// written by one. Made once per thread and store, not per context.
+/// clones it, and the store's `Arc` is shared by every thread, so its count
+/// would be written from every core, where a copy per thread is written by
+/// one. Made once per thread and store, not per context.
 fn thread_tenant(tenant: &Arc<str>) -> Arc<str> {
     TENANTS
         .try_with(|copies| {
-            let mut copies = copies.borrow_mut();
-            let known = copies
-                .0
-                .iter()
-                .flatten()
-                .find(|(of, _)| Arc::ptr_eq(of, tenant))
-                .map(|(_, own)| Arc::clone(own));
-            known.unwrap_or_else(|| {
-                let own: Arc<str> = Arc::from(&**tenant);
-                let slot = copies.1 % TENANT_COPIES;
-                copies.0[slot] = Some((Arc::clone(tenant), Arc::clone(&own)));
-                copies.1 = slot + 1;
-                own
-            })
+            let known = copies.borrow().find(|of| Arc::ptr_eq(of, tenant));
+            known.unwrap_or_else(|| copies.borrow_mut().keep(Arc::clone(tenant), tenant))
         })
         .unwrap_or_else(|_| Arc::from(&**tenant))
 }
