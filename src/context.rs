@@ -602,10 +602,11 @@ impl Context {
 
     /// The data of `(class, id)` when the cache has it.
     fn cached(&self, class: &str, id: Uuid) -> Option<Bytes> {
-        match self.lock().cache.get(&KeyRef(class, id)) {
-            Some(Cached::Data(data)) => Some(data.clone()),
-            _ => None,
-        }
+        self.lock()
+            .cache
+            .get(&KeyRef(class, id))
+            .and_then(Cached::known)
+            .flatten()
     }
 
     /// Resolves a reference from the cache, fetching it on the spot if needed.

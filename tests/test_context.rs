@@ -25,6 +25,14 @@ fn doc(name: &str) -> Doc {
     }
 }
 
+/// `value` as JSON, its externals stored in `store`.
+async fn written<T: Serialize>(store: &Store, value: &T) -> String {
+    toast::scope(store.clone(), toast::to_json(value))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn plain_serde_json_is_buffered_and_flushed_when_the_scope_ends() {
     let store = Store::memory();
@@ -213,10 +221,7 @@ async fn a_panic_while_serializing_an_external_leaves_the_context_usable() {
 #[tokio::test(flavor = "current_thread")]
 async fn current_thread_runtime_cannot_fetch_on_the_spot_and_says_so() {
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&doc("ct")))
-        .await
-        .unwrap()
-        .unwrap();
+    let json = written(&store, &doc("ct")).await;
     let err = toast::scope(store.clone(), async {
         serde_json::from_str::<Doc>(&json).map_err(Error::from)
     })
@@ -236,10 +241,7 @@ async fn current_thread_runtime_cannot_fetch_on_the_spot_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_thread_runtime_fetches_on_the_spot() {
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&doc("mt")))
-        .await
-        .unwrap()
-        .unwrap();
+    let json = written(&store, &doc("mt")).await;
     let before = store.stats();
     let back: Doc = toast::scope(store.clone(), async {
         serde_json::from_str::<Doc>(&json).unwrap()
@@ -253,10 +255,7 @@ async fn multi_thread_runtime_fetches_on_the_spot() {
 #[tokio::test]
 async fn the_read_cache_serves_repeated_references_without_round_trips() {
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&doc("cached")))
-        .await
-        .unwrap()
-        .unwrap();
+    let json = written(&store, &doc("cached")).await;
     let before = store.stats();
     toast::scope(store.clone(), async {
         for _ in 0..3 {
@@ -381,10 +380,7 @@ async fn a_failed_prefetch_leaves_nothing_known_and_the_next_one_loads_again() {
         first: Item { name: "a".into() },
         second: Item { name: "b".into() },
     };
-    let json = toast::scope(store.clone(), toast::to_json(&pair))
-        .await
-        .unwrap()
-        .unwrap();
+    let json = written(&store, &pair).await;
     toast::scope(store.clone(), async {
         flaky.set_failing_loads(true);
         let err = toast::from_json::<Pair>(&json).await.unwrap_err();
@@ -407,10 +403,7 @@ async fn a_failed_prefetch_leaves_nothing_known_and_the_next_one_loads_again() {
 #[tokio::test]
 async fn a_repeated_reference_is_loaded_once_and_a_missing_one_is_not_found() {
     let store = Store::memory();
-    let json = toast::scope(store.clone(), toast::to_json(&doc("x")))
-        .await
-        .unwrap()
-        .unwrap();
+    let json = written(&store, &doc("x")).await;
     let reference: serde_json::Value = serde_json::from_str(&json).unwrap();
     let twice = serde_json::json!({"first": reference["item"], "second": reference["item"]});
     let before = store.stats();
