@@ -214,6 +214,9 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<Vec<(Arc<str>, Uuid)>> {
     }
 }
 
+/// The length of a hyphenated UUID's text.
+const HYPHENATED: usize = 36;
+
 /// A reference in the compact form toast writes, `{"class_name":"…","id":"…"}`
 /// with nothing between the tokens, starting at `at`: its class name's bytes,
 /// its id and the offset after its `}`. `None` for anything else (other
@@ -231,7 +234,18 @@ fn compact_reference(bytes: &[u8], at: usize) -> Option<(&[u8], Uuid, usize)> {
     if !bytes.get(class_end..)?.starts_with(BETWEEN) {
         return None;
     }
-    let (id_at, id_end, false) = string(bytes, class_end + BETWEEN.len())? else {
+    let id_at = class_end + BETWEEN.len();
+    // The id toast writes: 36 characters, then `"}`. Parsed where it stands,
+    // without looking for the string's end first (no escape fits in a UUID,
+    // so a UUID followed by `"` is the whole string).
+    if let Some(id) = bytes
+        .get(id_at..id_at + HYPHENATED + 2)
+        .filter(|text| text.ends_with(b"\"}"))
+        .and_then(|text| Uuid::try_parse_ascii(&text[..HYPHENATED]).ok())
+    {
+        return Some((&bytes[class_at..class_end], id, id_at + HYPHENATED + 2));
+    }
+    let (id_at, id_end, false) = string(bytes, id_at)? else {
         return None;
     };
     if bytes.get(id_end + 1) != Some(&b'}') {
@@ -286,8 +300,13 @@ fn push_reference(
     class: &[u8],
     id: Uuid,
 ) -> Option<()> {
-    let class = std::str::from_utf8(class).ok()?;
-    out.push((crate::context::share_class(last_class, class), id));
+    // Most references name the previous one's class: compared as bytes
+    // first, that text needs no UTF-8 check.
+    let class = match last_class {
+        Some(known) if known.as_bytes() == class => Arc::clone(known),
+        _ => crate::context::share_class(last_class, std::str::from_utf8(class).ok()?),
+    };
+    out.push((class, id));
     Some(())
 }
 
@@ -357,6 +376,16 @@ mod tests {
             format!(r#"{{"class_name":"A","id":"0{ID}"}}"#),
             format!(
                 r#"{{"x":[{{"class_name":"A","id":"{ID}"}},{{"class_name":"A","id":"{ID}"}}]}}"#
+            ),
+            // 36 characters that are not a UUID, or a UUID and more, where
+            // the compact form's id is read in place.
+            r#"{"class_name":"A","id":"0b6f5c1e-8f5e-4b7c-9d3a-2a1b0c9d8e7g"}"#.to_owned(),
+            format!(r#"{{"class_name":"A","id":"{ID}x"}}"#),
+            format!(r#"{{"class_name":"A","id":"{ID}","x":1}}"#),
+            // A class sharing the previous one's text, then another, then
+            // the first again (each compared with the previous one).
+            format!(
+                r#"[{{"class_name":"A","id":"{ID}"}},{{"class_name":"A","id":"{ID}"}},{{"class_name":"AB","id":"{ID}"}},{{"class_name":"A","id":"{ID}"}}]"#
             ),
         ];
         for case in &cases {
