@@ -211,7 +211,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisWrite, Script, ServerErrorKind, ToRedisArgs, Value};
@@ -1101,7 +1101,12 @@ impl Shared {
             })?,
         };
         let data = if zero_copy {
-            Bytes::from(value).slice(data_start..)
+            // Advanced, not sliced: a slice would make the buffer shared (an
+            // allocation and two atomic operations per record) before anyone
+            // shares it.
+            let mut data = Bytes::from(value);
+            data.advance(data_start.min(data.len()));
+            data
         } else {
             Bytes::copy_from_slice(value.get(data_start..).unwrap_or_default())
         };
