@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::record::{Key, Record};
-use crate::reference::Reference;
+use crate::reference::{Expected, Reference};
 use crate::store::Store;
 
 tokio::task_local! {
@@ -252,12 +252,13 @@ pub(crate) fn store_external<T: Serialize + ?Sized>(
 pub(crate) fn resolve_external<T: DeserializeOwned>(
     class: &str,
     id: Uuid,
-    expected: Arc<str>,
+    expected: Expected,
 ) -> std::result::Result<T, String> {
-    // The usual case, a reference already in the cache (prefetched): looked
-    // up with the context borrowed from its slot rather than cloned, once per
+    // The usual case, a reference of the expected class already in the cache
+    // (prefetched): looked up with the context borrowed from its slot rather
+    // than cloned, and the expected name compared where it is kept, once per
     // reference of a document.
-    if class == &*expected {
+    if expected.is(class) {
         if let Some(data) = with_current(|ctx| ctx.cached(class, id)).flatten() {
             return decode(&data, class, id).map_err(park);
         }
@@ -265,7 +266,8 @@ pub(crate) fn resolve_external<T: DeserializeOwned>(
     let Some(ctx) = current() else {
         return Err(NO_SCOPE.to_owned());
     };
-    ctx.resolve(class, id, expected).map_err(|e| ctx.park(e))
+    ctx.resolve(class, id, expected.name())
+        .map_err(|e| ctx.park(e))
 }
 
 /// `f` of the current context, borrowed: the task's (`toast::scope`), else
@@ -752,10 +754,19 @@ impl Context {
                 if !record.refs.is_empty() {
                     pending.extend(intern_classes(record.refs));
                 }
-                st.cache.insert(
-                    CacheKey(record.key.class_name, record.key.id),
-                    Cached::Data(record.data),
-                );
+                // Its slot is there (marked above, or by the prefetch that
+                // owns the mark): updated in place, the key is not moved in.
+                let data = Cached::Data(record.data);
+                match st
+                    .cache
+                    .get_mut(&KeyRef(&record.key.class_name, record.key.id))
+                {
+                    Some(slot) => *slot = data,
+                    None => {
+                        st.cache
+                            .insert(CacheKey(record.key.class_name, record.key.id), data);
+                    }
+                }
             }
             if !all_found {
                 // The keys are distinct: those still marked as this level's

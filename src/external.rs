@@ -47,7 +47,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::context::{resolve_external, store_external};
-use crate::reference::{class_name, RefIn, RefOut};
+use crate::reference::{class_name, Expected, RefIn, RefOut};
 
 /// Stores `value` as an external of `class` (under `id`, or its content id
 /// when `None`) and writes its reference: every adapter and `External<T>`.
@@ -73,7 +73,7 @@ where
 /// with the id it was stored under.
 fn resolve_read<T: DeserializeOwned, E: serde::de::Error>(
     reference: &RefIn<'_>,
-    expected: Arc<str>,
+    expected: Expected,
 ) -> Result<(T, Uuid), E> {
     resolve_external(&reference.class_name, reference.id, expected)
         .map(|value| (value, reference.id))
@@ -83,7 +83,7 @@ fn resolve_read<T: DeserializeOwned, E: serde::de::Error>(
 /// Reads a reference and resolves it: every adapter and `External<T>`.
 pub(crate) fn read_external<'de, T, D>(
     deserializer: D,
-    expected: Arc<str>,
+    expected: Expected,
 ) -> Result<(T, Uuid), D::Error>
 where
     T: DeserializeOwned,
@@ -118,7 +118,7 @@ where
     T: DeserializeOwned,
     D: Deserializer<'de>,
 {
-    read_external(deserializer, class_name::<T>()).map(|(value, _)| value)
+    read_external(deserializer, Expected::of::<T>()).map(|(value, _)| value)
 }
 
 /// The same for `Option<T>` fields: `None` stays `null`, inline; `Some` is stored.
@@ -170,7 +170,7 @@ pub mod option {
         match Option::<RefIn<'de>>::deserialize(deserializer)? {
             None => Ok(None),
             Some(reference) => {
-                resolve_read(&reference, class_name::<T>()).map(|(value, _)| Some(value))
+                resolve_read(&reference, Expected::of::<T>()).map(|(value, _)| Some(value))
             }
         }
     }
@@ -204,6 +204,6 @@ pub mod named {
         T: DeserializeOwned + Named,
         D: Deserializer<'de>,
     {
-        read_external(deserializer, static_class_name(T::CLASS_NAME)).map(|(value, _)| value)
+        read_external(deserializer, Expected::named(T::CLASS_NAME)).map(|(value, _)| value)
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::external::{read_external, write_external};
-use crate::reference::{class_name, Reference};
+use crate::reference::{class_name, Expected, Reference};
 
 /// A value stored out of line under an id of its own.
 ///
@@ -138,7 +138,7 @@ impl<T: Serialize> Serialize for External<T> {
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for External<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (value, id) = read_external::<T, D>(deserializer, class_name::<T>())?;
+        let (value, id) = read_external::<T, D>(deserializer, Expected::of::<T>())?;
         Ok(External::with_id(value, id))
     }
 }

@@ -108,11 +108,60 @@ static NAMED: Interned = LazyLock::new(|| RwLock::new(HashMap::new()));
 /// assert_eq!(&*toast::class_name::<Option<String>>(), "Option<String>");
 /// ```
 pub fn class_name<T: ?Sized>() -> Arc<str> {
-    let full = std::any::type_name::<T>();
+    derived_class_name(std::any::type_name::<T>())
+}
+
+/// The class name derived from the type name `full`.
+fn derived_class_name(full: &'static str) -> Arc<str> {
     recent(full, false).unwrap_or_else(|| {
         let name = intern(&CLASS_NAMES, full, || short_type_name(full));
         remember(full, false, name)
     })
+}
+
+/// The class name a reader expects: a type's derived name or a [`Named`]
+/// type's own, looked up only where it is needed, so that the usual check
+/// (a reference naming it) clones nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct Expected {
+    key: &'static str,
+    named: bool,
+}
+
+impl Expected {
+    /// `T`'s derived class name ([`class_name`]).
+    pub(crate) fn of<T: ?Sized>() -> Self {
+        Expected {
+            key: std::any::type_name::<T>(),
+            named: false,
+        }
+    }
+
+    /// A [`Named`] type's class name.
+    pub(crate) fn named(name: &'static str) -> Self {
+        Expected {
+            key: name,
+            named: true,
+        }
+    }
+
+    /// The name itself.
+    pub(crate) fn name(self) -> Arc<str> {
+        if self.named {
+            static_class_name(self.key)
+        } else {
+            derived_class_name(self.key)
+        }
+    }
+
+    /// Whether `class` is the name, answered from this thread's recent names
+    /// without a clone; `false` also when the name is not among them (the
+    /// caller then compares [`Expected::name`]).
+    pub(crate) fn is(self, class: &str) -> bool {
+        let wanted = (self.key.as_ptr() as usize, self.key.len(), self.named);
+        LAST.try_with(|last| last.borrow().holds(|k| *k == wanted, class))
+            .unwrap_or(false)
+    }
 }
 
 /// An interned class name for a fixed string (for [`Named`] types).
@@ -164,6 +213,15 @@ impl<K> Recent<K> {
             .flatten()
             .find(|(key, _)| is(key))
             .map(|(_, own)| Arc::clone(own))
+    }
+
+    /// Whether the copy kept for the first key that `is` accepts is `name`.
+    pub(crate) fn holds(&self, is: impl Fn(&K) -> bool, name: &str) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .find(|(key, _)| is(key))
+            .is_some_and(|(_, own)| **own == *name)
     }
 
     /// Keeps this thread's own copy of `name` under `key` and returns it.
@@ -229,10 +287,44 @@ fn short_type_name(full: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{class_name, short_type_name};
+    use super::{class_name, short_type_name, Expected};
     use crate::record::Key;
     use std::sync::Arc;
     use uuid::Uuid;
+
+    #[test]
+    fn an_expected_name_is_compared_once_known_and_named_apart_from_derived() {
+        struct Fresh;
+        struct Other;
+        std::thread::spawn(|| {
+            let fresh = Expected::of::<Fresh>();
+            // Not yet looked up on this thread: unknown, not a match.
+            assert!(!fresh.is("Fresh"));
+            assert_eq!(&*fresh.name(), "Fresh");
+            assert!(fresh.is("Fresh"));
+            assert!(!fresh.is("Fres") && !fresh.is("Other"));
+            // A named type's name is kept apart from the derived ones.
+            let named = Expected::named("Fresh");
+            assert!(!named.is("Fresh"));
+            assert_eq!(&*named.name(), "Fresh");
+            assert!(named.is("Fresh") && fresh.is("Fresh"));
+            // Pushed out of the few names a thread keeps: unknown again, and
+            // its name is still right.
+            let many = [
+                Expected::of::<Other>(),
+                Expected::of::<Vec<Other>>(),
+                Expected::of::<Option<Other>>(),
+                Expected::of::<Box<Other>>(),
+            ];
+            for e in many {
+                e.name();
+            }
+            assert!(!fresh.is("Fresh"));
+            assert_eq!(&*fresh.name(), "Fresh");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn each_thread_clones_a_class_name_of_its_own_and_keys_still_match() {
