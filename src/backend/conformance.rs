@@ -108,6 +108,7 @@ pub async fn run(store: &Store) -> std::result::Result<Report, Failure> {
     check!("round_trip", round_trip(store, &ns));
     check!("batch_sizes", batch_sizes(store, &ns));
     check!("not_found", not_found(store, &ns));
+    check!("repeated_keys", repeated_keys(store, &ns));
     check!("upsert_keeps_created_at", upsert(store, &ns));
     check!("refs_and_timestamps", refs_and_timestamps(store, &ns));
     check!("delete", delete(store, &ns));
@@ -300,6 +301,50 @@ async fn not_found(store: &Store, ns: &str) -> CheckResult {
     if deleted != 0 {
         return Err(format!(
             "delete of a missing key reported {deleted} deleted"
+        ));
+    }
+    Ok(())
+}
+
+/// A load may name a key more than once (toast asks a fresh scope's
+/// references as they come): each stored one comes back, a missing one does
+/// not, whatever the repeats.
+async fn repeated_keys(store: &Store, ns: &str) -> CheckResult {
+    let tenant = format!("{ns}-rk");
+    let records: Vec<Record> = (0..3)
+        .map(|n| record(&tenant, "Leaf", Uuid::new_v4(), &json_text(n)))
+        .collect();
+    save(store, &records).await?;
+    let [a, b, c] = [0, 1, 2].map(|i| records[i].key.clone());
+    let missing = Key::new(tenant.as_str(), "Leaf", Uuid::new_v4());
+    let mut keys = vec![a.clone(), b.clone(), a.clone(), missing.clone()];
+    keys.extend([b.clone(), missing, a.clone(), c.clone(), c.clone()]);
+    // Past the few keys a backend may compare pairwise.
+    keys.extend(std::iter::repeat_n(b.clone(), 12));
+    let loaded = load(store, &keys).await;
+    cleanup(store, &[a.clone(), b.clone(), c.clone()]).await?;
+    let loaded = loaded?;
+    for want in &records {
+        let got = loaded
+            .iter()
+            .filter(|r| r.key == want.key)
+            .collect::<Vec<_>>();
+        let same = |r: &&Record| {
+            serde_json::from_slice::<serde_json::Value>(&r.data).ok()
+                == serde_json::from_slice::<serde_json::Value>(&want.data).ok()
+        };
+        if got.is_empty() || !got.iter().all(same) {
+            return Err(format!(
+                "a load naming {} several times returned {} records for it, or other data",
+                want.key.id,
+                got.len()
+            ));
+        }
+    }
+    if let Some(stray) = loaded.iter().find(|r| ![&a, &b, &c].contains(&&r.key)) {
+        return Err(format!(
+            "a load with repeated keys returned a record not asked for: {:?}",
+            stray.key
         ));
     }
     Ok(())

@@ -85,7 +85,9 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn save(&self, records: &[Record]) -> Result<()>;
 
     /// Loads the records that exist among `keys`, in any order; missing keys
-    /// are simply absent from the result.
+    /// are simply absent from the result. `keys` may name a key more than
+    /// once (a document's repeated references); its record then comes back
+    /// at least once.
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>>;
 
     /// Deletes the records that exist among `keys`; returns how many were deleted.
