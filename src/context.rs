@@ -20,6 +20,8 @@ use crate::record::{Key, Record};
 use crate::reference::{Expected, Reference};
 use crate::store::Store;
 
+mod plan;
+
 tokio::task_local! {
     static CONTEXT: Context;
 }
@@ -131,7 +133,9 @@ enum Cached {
     /// that prefetch failed or was dropped): known to nobody else. A prefetch
     /// that finds it asks again, and a reference that finds it is loaded on
     /// the spot, as one never prefetched.
-    Loading(u64),
+    /// The second number is the key's place in that level's [`plan::Plan`]
+    /// (0 for a level without one).
+    Loading(u64, usize),
 }
 
 impl Cached {
@@ -140,7 +144,7 @@ impl Cached {
         match self {
             Cached::Data(data) => Some(Some(data.clone())),
             Cached::Missing => Some(None),
-            Cached::Loading(_) => None,
+            Cached::Loading(..) => None,
         }
     }
 }
@@ -259,6 +263,9 @@ pub(crate) fn resolve_external<T: DeserializeOwned>(
     // than cloned, and the expected name compared where it is kept, once per
     // reference of a document.
     if expected.is(class) {
+        if let Some(planned) = plan::resolve(class, id) {
+            return planned.map_err(park);
+        }
         if let Some(data) = with_current(|ctx| ctx.cached(class, id)).flatten() {
             return decode(&data, class, id).map_err(park);
         }
@@ -619,6 +626,9 @@ impl Context {
         expected: Arc<str>,
     ) -> Result<T> {
         check_class(class, id, &expected)?;
+        if let Some(planned) = plan::resolve(class, id) {
+            return planned;
+        }
         let cached = self
             .lock()
             .cache
@@ -727,13 +737,13 @@ impl Context {
                     .drain(..)
                     .filter_map(|(class, id)| {
                         let slot = match st.cache.entry(CacheKey(class, id)) {
-                            Entry::Vacant(slot) => slot.insert_entry(Cached::Loading(level)),
+                            Entry::Vacant(slot) => slot.insert_entry(Cached::Loading(level, 0)),
                             // Another prefetch's, still loading or failed:
                             // this one asks too.
                             Entry::Occupied(mut slot)
-                                if matches!(slot.get(), Cached::Loading(l) if *l != level) =>
+                                if matches!(slot.get(), Cached::Loading(l, _) if *l != level) =>
                             {
-                                slot.insert(Cached::Loading(level));
+                                slot.insert(Cached::Loading(level, 0));
                                 slot
                             }
                             Entry::Occupied(_) => return None,
@@ -773,7 +783,7 @@ impl Context {
                 // are known to be missing.
                 for key in &keys {
                     if let Some(slot) = st.cache.get_mut(&KeyRef(&key.class_name, key.id)) {
-                        if matches!(slot, Cached::Loading(l) if *l == level) {
+                        if matches!(slot, Cached::Loading(l, _) if *l == level) {
                             *slot = Cached::Missing;
                         }
                     }

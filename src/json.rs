@@ -135,8 +135,8 @@ async fn read_document<T>(
 ) -> Result<T> {
     let ctx = current_or_err()?;
     ctx.clear_parked();
-    ctx.prefetch_interned(references_in_json(bytes)?).await?;
-    decode(&ctx, parse)
+    let plan = ctx.prefetch_planned(references_in_json(bytes)?).await?;
+    ctx.with_plan(plan, || decode(&ctx, parse))
 }
 
 /// The references in a JSON document, a malformed one being a validation error.

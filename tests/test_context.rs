@@ -423,3 +423,186 @@ async fn a_repeated_reference_is_loaded_once_and_a_missing_one_is_not_found() {
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
+
+// A document's own references are resolved from the records of its first
+// load, in the order they are met; these read on a current-thread runtime,
+// where a reference not found there cannot be fetched on the spot.
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Flattened {
+    #[serde(with = "toast::external")]
+    first: Item,
+    #[serde(with = "toast::external")]
+    second: Item,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct WithFlattened {
+    #[serde(flatten)]
+    inner: Flattened,
+    #[serde(with = "toast::external")]
+    last: Item,
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn references_met_out_of_document_order_resolve_from_the_one_load() {
+    let store = Store::memory();
+    let value = WithFlattened {
+        inner: Flattened {
+            first: Item { name: "1".into() },
+            second: Item { name: "2".into() },
+        },
+        last: Item { name: "3".into() },
+    };
+    let json = written(&store, &value).await;
+    // serde buffers the flattened fields and resolves `last` first.
+    assert!(json.find("first") < json.find("last"), "{json}");
+    let before = store.stats();
+    let back: WithFlattened = toast::scope(store.clone(), toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, value);
+    let loaded = store.stats().since(&before);
+    assert_eq!((loaded.load_calls, loaded.records_loaded), (1, 3));
+}
+
+/// The memory backend answering each load in reverse order.
+#[derive(Debug, Default)]
+struct Reversed(toast::backend::memory::MemoryBackend);
+
+#[async_trait::async_trait]
+impl toast::Backend for Reversed {
+    async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
+        self.0.save(records).await
+    }
+    async fn load(&self, keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
+        let mut records = self.0.load(keys).await?;
+        records.reverse();
+        Ok(records)
+    }
+    async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
+        self.0.delete(keys).await
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Many {
+    #[serde(with = "toast::external")]
+    items: Vec<Item>,
+    #[serde(with = "toast::external")]
+    a: Item,
+    #[serde(with = "toast::external")]
+    b: Item,
+    #[serde(with = "toast::external")]
+    c: Item,
+    #[serde(with = "toast::external")]
+    again: Item,
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn records_answered_in_any_order_each_fill_their_own_references() {
+    let store = Store::from_backend(Reversed::default());
+    let item = |n: &str| Item { name: n.into() };
+    let value = Many {
+        items: vec![item("x")],
+        a: item("a"),
+        b: item("b"),
+        c: item("c"),
+        again: item("a"),
+    };
+    let json = written(&store, &value).await;
+    // One missing as well: the others still land in their places.
+    let mut doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    doc["b"]["id"] = serde_json::json!(uuid::Uuid::new_v4());
+    let err = toast::scope(store.clone(), toast::from_json::<Many>(&doc.to_string()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let back: Many = toast::scope(store.clone(), toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, value);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_document_mixing_known_and_new_references_loads_only_the_new() {
+    let store = Store::memory();
+    let pair = Pair {
+        first: Item { name: "a".into() },
+        second: Item { name: "b".into() },
+    };
+    let known = written(&store, &doc("a")).await;
+    let json = written(&store, &pair).await;
+    toast::scope(store.clone(), async {
+        let _: Doc = toast::from_json(&known).await.unwrap();
+        let before = store.stats();
+        let back: Pair = toast::from_json(&json).await.unwrap();
+        assert_eq!(back, pair);
+        let loaded = store.stats().since(&before);
+        assert_eq!((loaded.load_calls, loaded.records_loaded), (1, 1));
+    })
+    .await
+    .unwrap();
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct DocAndNumber {
+    #[serde(with = "toast::external")]
+    item: Item,
+    n: u32,
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_document_failing_after_its_references_leaves_them_known() {
+    let store = Store::memory();
+    let json = written(&store, &doc("a")).await;
+    let mut bad: serde_json::Value = serde_json::from_str(&json).unwrap();
+    bad["n"] = serde_json::json!("not a number");
+    toast::scope(store.clone(), async {
+        let err = toast::from_json::<DocAndNumber>(&bad.to_string())
+            .await
+            .unwrap_err();
+        assert!(err.is_validation(), "{err}");
+        let before = store.stats();
+        let back: Doc = toast::from_json(&json).await.unwrap();
+        assert_eq!(back, doc("a"));
+        // And through plain serde, which only looks in the cache.
+        let again: Doc = serde_json::from_str(&json).unwrap();
+        assert_eq!(again, doc("a"));
+        assert_eq!(store.stats().since(&before).load_calls, 0);
+    })
+    .await
+    .unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Shares {
+    #[serde(with = "toast::external")]
+    item: Item,
+    #[serde(with = "toast::external")]
+    holder: Doc,
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_record_named_by_the_document_and_by_a_loaded_value_resolves_in_both() {
+    let store = Store::memory();
+    // Content ids: `item` and the item inside `holder` are one record.
+    let value = Shares {
+        item: Item {
+            name: "same".into(),
+        },
+        holder: doc("same"),
+    };
+    let json = written(&store, &value).await;
+    let before = store.stats();
+    let back: Shares = toast::scope(store.clone(), toast::from_json(&json))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, value);
+    assert_eq!(store.stats().since(&before).load_calls, 2, "one per level");
+}

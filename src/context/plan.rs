@@ -1,0 +1,266 @@
+//! A document's own references, loaded for the one deserialization that reads
+//! them.
+//!
+//! [`crate::from_json`] finds a document's references (in document order),
+//! loads them, then deserializes the document, which meets them again in that
+//! order. The records of that first level are kept here, in the order they
+//! are met, rather than in the scope's cache: a reference is resolved from
+//! the next one in line (an id compared, no lock, hash or shared copy of the
+//! data), and the records go into the cache when the deserialization ends
+//! (moved, not copied). A reference met out of line (serde buffers some
+//! documents, e.g. `#[serde(flatten)]`) is found by its key instead, and one
+//! that is not here at all goes to the cache as before.
+//!
+//! While a plan is out, its keys stay marked in the cache as loading at its
+//! level ([`Cached::Loading`]): whoever else looks there finds them unknown,
+//! and loads them again (as for a prefetch still on its way), never stale
+//! data.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hashbrown::hash_map::Entry;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{decode, with_current, CacheKey, Cached, Context, KeyRef};
+use crate::error::{Error, Result};
+use crate::record::Key;
+
+/// A reference of the document that the cache already knew (or a prefetch
+/// of another level had asked for): resolved from the cache.
+const KNOWN: usize = usize::MAX;
+
+thread_local! {
+    /// The plan of the document being deserialized on this thread.
+    static PLAN: RefCell<Option<Plan>> = const { RefCell::new(None) };
+}
+
+pub(crate) struct Plan {
+    /// The context it belongs to (its `Inner`'s address).
+    owner: usize,
+    /// The prefetch level its keys are marked with.
+    level: u64,
+    /// The keys loaded, distinct, in the order of their first reference.
+    keys: Vec<Key>,
+    /// Each key's data; `None` when it has no record.
+    data: Vec<Option<Bytes>>,
+    /// The document's references in order: the id and its key's place in
+    /// `keys` ([`KNOWN`] for one left to the cache).
+    order: Vec<(Uuid, usize)>,
+    /// The place in `order` of the next reference expected.
+    next: Cell<usize>,
+    /// The keys' places by key, made at the first reference met out of line.
+    by_key: OnceCell<hashbrown::HashMap<CacheKey, usize, crate::SeededHash>>,
+}
+
+impl Plan {
+    /// Where the data of `(class, id)` is, when it is this plan's.
+    fn find(&self, class: &str, id: Uuid) -> Option<usize> {
+        let at = self.next.get();
+        if let Some(&(next_id, k)) = self.order.get(at) {
+            if next_id == id {
+                let k = (k != KNOWN).then_some(k);
+                let key = k.and_then(|k| self.keys.get(k));
+                if key.is_none_or(|key| *key.class_name == *class) {
+                    self.next.set(at + 1);
+                    return k;
+                }
+            }
+        }
+        let by_key = self.by_key.get_or_init(|| {
+            let mut map = hashbrown::HashMap::with_capacity_and_hasher(
+                self.keys.len(),
+                crate::SeededHash::default(),
+            );
+            for (k, key) in self.keys.iter().enumerate() {
+                map.insert(CacheKey(Arc::clone(&key.class_name), key.id), k);
+            }
+            map
+        });
+        by_key.get(&KeyRef(class, id)).copied()
+    }
+}
+
+/// Resolves `(class, id)` from the plan of the document being deserialized
+/// on this thread, when it is one of that document's own references (not
+/// one inside a loaded value: those are resolved from the cache).
+pub(crate) fn resolve<T: DeserializeOwned>(class: &str, id: Uuid) -> Option<Result<T>> {
+    if super::DEPTH.try_with(Cell::get).ok()? != 0 {
+        return None;
+    }
+    PLAN.try_with(|slot| {
+        let slot = slot.try_borrow().ok()?;
+        let plan = slot.as_ref()?;
+        let owner = with_current(|ctx| Arc::as_ptr(&ctx.inner) as usize)?;
+        if owner != plan.owner {
+            return None;
+        }
+        let k = plan.find(class, id)?;
+        Some(match plan.data.get(k)? {
+            Some(data) => decode(data, class, id),
+            None => Err(Error::not_found(class, id)),
+        })
+    })
+    .ok()
+    .flatten()
+}
+
+impl Context {
+    /// Loads the references of a document (in document order) and those
+    /// nested in what they name, one round trip per level as
+    /// [`Context::prefetch_interned`]: the first level into a [`Plan`], the
+    /// others into the cache.
+    pub(crate) async fn prefetch_planned(&self, found: Vec<(Arc<str>, Uuid)>) -> Result<Plan> {
+        let tenant = Arc::clone(self.inner.store.tenant_arc());
+        let mut plan = {
+            let mut st = self.lock();
+            st.loads += 1;
+            let level = st.loads;
+            st.cache.reserve(found.len());
+            let mut keys = Vec::new();
+            let mut order = Vec::with_capacity(found.len());
+            for (class, id) in found {
+                let k = keys.len();
+                let slot = match st.cache.entry(CacheKey(class, id)) {
+                    Entry::Vacant(slot) => slot.insert_entry(Cached::Loading(level, k)),
+                    Entry::Occupied(slot) => match *slot.get() {
+                        // Repeated in this document.
+                        Cached::Loading(l, k) if l == level => {
+                            order.push((id, k));
+                            continue;
+                        }
+                        // Another prefetch's, still loading or failed: this
+                        // one asks too.
+                        Cached::Loading(..) => {
+                            let mut slot = slot;
+                            slot.insert(Cached::Loading(level, k));
+                            slot
+                        }
+                        Cached::Data(_) | Cached::Missing => {
+                            order.push((id, KNOWN));
+                            continue;
+                        }
+                    },
+                };
+                keys.push(Key::new(Arc::clone(&tenant), Arc::clone(&slot.key().0), id));
+                order.push((id, k));
+            }
+            Plan {
+                owner: Arc::as_ptr(&self.inner) as usize,
+                level,
+                data: Vec::new(),
+                keys,
+                order,
+                next: Cell::new(0),
+                by_key: OnceCell::new(),
+            }
+        };
+        if plan.keys.is_empty() {
+            return Ok(plan);
+        }
+        let records = self.inner.store.load_keys(&plan.keys).await?;
+        plan.data = vec![None; plan.keys.len()];
+        let mut nested = Vec::new();
+        // Most backends answer in the order asked: each record is matched
+        // with the next key; the first that is not, and those after it, by
+        // a search (a backend may answer in any order).
+        let is =
+            |key: &Key, record: &Key| key.id == record.id && key.class_name == record.class_name;
+        let mut next = 0;
+        let mut by_key: Option<hashbrown::HashMap<&Key, usize, crate::SeededHash>> = None;
+        for record in records {
+            if !record.refs.is_empty() {
+                nested.extend(super::intern_classes(record.refs));
+            }
+            // In line: the next key, or a later one (those between had no
+            // record).
+            let in_line = by_key
+                .is_none()
+                .then(|| plan.keys.get(next..))
+                .flatten()
+                .and_then(|rest| rest.iter().position(|key| is(key, &record.key)));
+            let k = match in_line {
+                Some(skipped) => {
+                    next += skipped + 1;
+                    Some(next - 1)
+                }
+                None => by_key
+                    .get_or_insert_with(|| {
+                        let mut map = hashbrown::HashMap::with_capacity_and_hasher(
+                            plan.keys.len(),
+                            crate::SeededHash::default(),
+                        );
+                        map.extend(plan.keys.iter().enumerate().map(|(k, key)| (key, k)));
+                        map
+                    })
+                    .get(&record.key)
+                    .copied(),
+            };
+            if let Some(slot) = k.and_then(|k| plan.data.get_mut(k)) {
+                *slot = Some(record.data);
+            }
+        }
+        drop(by_key);
+        if !nested.is_empty() {
+            if let Err(e) = self.prefetch_interned(nested).await {
+                self.settle(plan);
+                return Err(e);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Runs `f` (a deserialization on this thread) with `plan` out, then
+    /// puts its records into the cache.
+    pub(crate) fn with_plan<R>(&self, plan: Plan, f: impl FnOnce() -> R) -> R {
+        let mut plan = Some(plan);
+        let installed = PLAN
+            .try_with(|slot| match slot.try_borrow_mut() {
+                Ok(mut slot) if slot.is_none() => {
+                    *slot = plan.take();
+                    true
+                }
+                _ => false,
+            })
+            .unwrap_or(false);
+        // Another document's deserialization on this thread has the slot
+        // (one read inside a value being read), or the thread is ending: the
+        // records go to the cache first, and the references are resolved
+        // there.
+        if !installed {
+            if let Some(plan) = plan {
+                self.settle(plan);
+            }
+            return f();
+        }
+        /// Takes the plan back even when `f` panics.
+        struct Out<'a>(&'a Context);
+        impl Drop for Out<'_> {
+            fn drop(&mut self) {
+                let plan = PLAN
+                    .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()))
+                    .ok()
+                    .flatten();
+                if let Some(plan) = plan {
+                    self.0.settle(plan);
+                }
+            }
+        }
+        let _out = Out(self);
+        f()
+    }
+
+    /// Moves a plan's records into the cache (where its marks still stand).
+    fn settle(&self, plan: Plan) {
+        let mut st = self.lock();
+        for (key, data) in plan.keys.iter().zip(plan.data) {
+            if let Some(slot) = st.cache.get_mut(&KeyRef(&key.class_name, key.id)) {
+                if matches!(slot, Cached::Loading(l, _) if *l == plan.level) {
+                    *slot = data.map_or(Cached::Missing, Cached::Data);
+                }
+            }
+        }
+    }
+}
