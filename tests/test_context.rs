@@ -6,6 +6,7 @@ mod support;
 
 use serde::{Deserialize, Serialize};
 use support::flaky;
+use support::hooked::Hooked;
 use toast::{Error, Store};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -467,25 +468,6 @@ async fn references_met_out_of_document_order_resolve_from_the_one_load() {
     assert_eq!((loaded.load_calls, loaded.records_loaded), (1, 3));
 }
 
-/// The memory backend answering each load in reverse order.
-#[derive(Debug, Default)]
-struct Reversed(toast::backend::memory::MemoryBackend);
-
-#[async_trait::async_trait]
-impl toast::Backend for Reversed {
-    async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
-        self.0.save(records).await
-    }
-    async fn load(&self, keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
-        let mut records = self.0.load(keys).await?;
-        records.reverse();
-        Ok(records)
-    }
-    async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
-        self.0.delete(keys).await
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Many {
     #[serde(with = "toast::external")]
@@ -502,7 +484,10 @@ struct Many {
 
 #[tokio::test(flavor = "current_thread")]
 async fn records_answered_in_any_order_each_fill_their_own_references() {
-    let store = Store::from_backend(Reversed::default());
+    let store = Store::from_backend(Hooked::on_load(|mut records| {
+        records.reverse();
+        records
+    }));
     let item = |n: &str| Item { name: n.into() };
     let value = Many {
         items: vec![item("x")],

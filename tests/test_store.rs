@@ -1,6 +1,9 @@
 //! `Store`: connect by URL, put/get/delete, tenants, listing, stats.
 
+mod support;
+
 use serde::{Deserialize, Serialize};
+use support::hooked::Hooked;
 use toast::{Reference, Store};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,26 +163,12 @@ async fn stats_count_round_trips_and_records_and_are_shared_by_tenants() {
 
 #[tokio::test]
 async fn a_backend_returning_foreign_records_cannot_leak_them() {
-    /// A broken backend that returns every record it has, whatever was asked.
-    #[derive(Debug, Default)]
-    struct Leaky(
-        toast::backend::memory::MemoryBackend,
-        std::sync::Mutex<Vec<toast::Record>>,
-    );
-    #[async_trait::async_trait]
-    impl toast::Backend for Leaky {
-        async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
-            self.1.lock().unwrap().extend_from_slice(records);
-            self.0.save(records).await
-        }
-        async fn load(&self, _keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
-            Ok(self.1.lock().unwrap().clone())
-        }
-        async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
-            self.0.delete(keys).await
-        }
-    }
-    let store = Store::from_backend(Leaky::default());
+    // A broken backend that returns every record it has, whatever was asked.
+    let leaked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (saved, all) = (leaked.clone(), leaked);
+    let leaky = Hooked::on_save(move |records| saved.lock().unwrap().extend_from_slice(records))
+        .and_on_load(move |_| all.lock().unwrap().clone());
+    let store = Store::from_backend(leaky);
     let r = store
         .tenant("a")
         .put(&Note { text: "a".into() })
@@ -195,31 +184,19 @@ async fn a_backend_returning_foreign_records_cannot_leak_them() {
 
 #[tokio::test]
 async fn a_backend_that_builds_its_own_keys_is_read_like_any_other() {
-    /// Returns records under keys made anew from their text (new `Arc`s),
-    /// as a backend reading names back from storage would.
-    #[derive(Debug, Default)]
-    struct Rebuilt(toast::backend::memory::MemoryBackend);
-    #[async_trait::async_trait]
-    impl toast::Backend for Rebuilt {
-        async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
-            self.0.save(records).await
+    // Records under keys made anew from their text (new `Arc`s), as a
+    // backend reading names back from storage would return them.
+    let rebuilt = Hooked::on_load(|mut records| {
+        for r in &mut records {
+            r.key = toast::Key::new(
+                r.key.tenant.to_string(),
+                r.key.class_name.to_string(),
+                r.key.id,
+            );
         }
-        async fn load(&self, keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
-            let mut records = self.0.load(keys).await?;
-            for r in &mut records {
-                r.key = toast::Key::new(
-                    r.key.tenant.to_string(),
-                    r.key.class_name.to_string(),
-                    r.key.id,
-                );
-            }
-            Ok(records)
-        }
-        async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
-            self.0.delete(keys).await
-        }
-    }
-    let store = Store::from_backend(Rebuilt::default()).tenant("t");
+        records
+    });
+    let store = Store::from_backend(rebuilt).tenant("t");
     let folder = Folder {
         notes: vec![Note {
             text: "kept".into(),
@@ -233,23 +210,8 @@ async fn a_backend_that_builds_its_own_keys_is_read_like_any_other() {
 
 #[tokio::test]
 async fn a_flush_saves_its_records_in_the_order_their_values_were_serialized() {
-    /// Keeps what each save was given.
+    // What each save was given.
     type Saves = std::sync::Arc<std::sync::Mutex<Vec<Vec<toast::Record>>>>;
-    #[derive(Debug, Default)]
-    struct Recording(toast::backend::memory::MemoryBackend, Saves);
-    #[async_trait::async_trait]
-    impl toast::Backend for Recording {
-        async fn save(&self, records: &[toast::Record]) -> toast::Result<()> {
-            self.1.lock().unwrap().push(records.to_vec());
-            self.0.save(records).await
-        }
-        async fn load(&self, keys: &[toast::Key]) -> toast::Result<Vec<toast::Record>> {
-            self.0.load(keys).await
-        }
-        async fn delete(&self, keys: &[toast::Key]) -> toast::Result<u64> {
-            self.0.delete(keys).await
-        }
-    }
     #[derive(Serialize)]
     struct Page {
         #[serde(with = "toast::external")]
@@ -262,7 +224,10 @@ async fn a_flush_saves_its_records_in_the_order_their_values_were_serialized() {
         pages: Vec<Page>,
     }
     let saves = Saves::default();
-    let store = Store::from_backend(Recording(Default::default(), saves.clone()));
+    let seen = saves.clone();
+    let store = Store::from_backend(Hooked::on_save(move |records| {
+        seen.lock().unwrap().push(records.to_vec())
+    }));
     let page = |n: usize| Page {
         body: format!("page {n}"),
     };

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod flaky;
+pub mod hooked;
 pub mod postgres;
 pub mod redis;
 pub mod web;
