@@ -91,6 +91,7 @@ impl std::hash::Hash for CacheKey {
 
 /// A [`CacheKey`] borrowed: the cache is looked up without cloning a class
 /// name's `Arc` (hashed as [`CacheKey`] is, by the id alone).
+#[derive(PartialEq, Eq)]
 struct KeyRef<'a>(&'a str, Uuid);
 
 impl std::hash::Hash for KeyRef<'_> {

@@ -169,7 +169,8 @@ impl Context {
         let is =
             |key: &Key, record: &Key| key.id == record.id && key.class_name == record.class_name;
         let mut next = 0;
-        let mut by_key: Option<hashbrown::HashMap<&Key, usize, crate::SeededHash>> = None;
+        // By a borrowed (class, id), hashed by the id alone as the cache is.
+        let mut by_key: Option<hashbrown::HashMap<KeyRef<'_>, usize, crate::SeededHash>> = None;
         for record in records {
             if !record.refs.is_empty() {
                 nested.extend(super::intern_classes(record.refs));
@@ -192,10 +193,13 @@ impl Context {
                             plan.keys.len(),
                             crate::SeededHash::default(),
                         );
-                        map.extend(plan.keys.iter().enumerate().map(|(k, key)| (key, k)));
+                        map.extend(
+                            (plan.keys.iter().enumerate())
+                                .map(|(k, key)| (KeyRef(&key.class_name, key.id), k)),
+                        );
                         map
                     })
-                    .get(&record.key)
+                    .get(&KeyRef(&record.key.class_name, record.key.id))
                     .copied(),
             };
             if let Some(slot) = k.and_then(|k| plan.data.get_mut(k)) {
