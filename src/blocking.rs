@@ -241,6 +241,6 @@ pub fn flush() -> Result<()> {
 pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
     let (ctx, handle) = blocking_context()?;
     let references = crate::json::references_in_json(text.as_bytes())?;
-    handle.block_on(ctx.prefetch_interned(references))?;
-    serde_json::from_str(text).map_err(Error::from)
+    let plan = handle.block_on(ctx.prefetch_planned(references))?;
+    ctx.with_plan(plan, || serde_json::from_str(text).map_err(Error::from))
 }

@@ -45,7 +45,15 @@ fn scope_with_plain_serde_json_round_trips() {
     // blocking::from_json prefetches: one load for the level.
     let fresh = blocking::Store::memory().unwrap();
     let json = fresh.scope(|| blocking::to_json(&doc())).unwrap().unwrap();
-    let back: Doc = fresh.scope(|| blocking::from_json(&json)).unwrap().unwrap();
+    let back: Doc = fresh
+        .scope(|| {
+            let back: Doc = blocking::from_json(&json).unwrap();
+            // Known to the scope afterwards: plain from_str loads nothing.
+            let again: Doc = serde_json::from_str(&json).unwrap();
+            assert_eq!(again, back);
+            back
+        })
+        .unwrap();
     assert_eq!(back, doc());
     assert_eq!(fresh.stats().load_calls, 1);
 }
