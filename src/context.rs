@@ -133,9 +133,8 @@ enum Cached {
     /// Asked for by the prefetch level of this number, not answered yet (or
     /// that prefetch failed or was dropped): known to nobody else. A prefetch
     /// that finds it asks again, and a reference that finds it is loaded on
-    /// the spot, as one never prefetched.
-    /// The second number is the key's place in that level's [`plan::Plan`]
-    /// (0 for a level without one).
+    /// the spot, as one never prefetched. The second number is the key's
+    /// place in that level's [`plan::Plan`].
     Loading(u64, usize),
 }
 
@@ -259,23 +258,33 @@ pub(crate) fn resolve_external<T: DeserializeOwned>(
     id: Uuid,
     expected: Expected,
 ) -> std::result::Result<T, String> {
-    // The usual case, a reference of the expected class already in the cache
-    // (prefetched): looked up with the context borrowed from its slot rather
-    // than cloned, and the expected name compared where it is kept, once per
-    // reference of a document.
-    if expected.is(class) {
-        if let Some(planned) = plan::resolve(class, id) {
-            return planned.map_err(park);
-        }
-        if let Some(data) = with_current(|ctx| ctx.cached(class, id)).flatten() {
-            return decode(&data, class, id).map_err(park);
+    if !expected.is(class) {
+        // Not the name this thread keeps at hand (or not the class at all):
+        // checked against the name itself.
+        let Some(ctx) = current() else {
+            return Err(NO_SCOPE.to_owned());
+        };
+        return ctx
+            .resolve(class, id, expected.name())
+            .map_err(|e| ctx.park(e));
+    }
+    // The usual case: one of the document's own references (its plan), or
+    // one the cache knows (prefetched), looked up with the context borrowed
+    // from its slot rather than cloned, once per reference of a document.
+    if let Some(planned) = plan::resolve(class, id) {
+        return planned.map_err(park);
+    }
+    match with_current(|ctx| ctx.known(class, id)) {
+        None => Err(NO_SCOPE.to_owned()),
+        Some(Some(known)) => decode_known(known.as_deref(), class, id).map_err(park),
+        Some(None) => {
+            let Some(ctx) = current() else {
+                return Err(NO_SCOPE.to_owned());
+            };
+            ctx.fetch_decode(id, expected.name())
+                .map_err(|e| ctx.park(e))
         }
     }
-    let Some(ctx) = current() else {
-        return Err(NO_SCOPE.to_owned());
-    };
-    ctx.resolve(class, id, expected.name())
-        .map_err(|e| ctx.park(e))
 }
 
 /// `f` of the current context, borrowed: the task's (`toast::scope`), else
@@ -292,6 +301,14 @@ fn park(error: Error) -> String {
     match current() {
         Some(ctx) => ctx.park(error),
         None => error.to_string(),
+    }
+}
+
+/// Decodes what is known of a record: its data, or `None` for a missing one.
+fn decode_known<T: DeserializeOwned>(known: Option<&[u8]>, class: &str, id: Uuid) -> Result<T> {
+    match known {
+        Some(data) => decode(data, class, id),
+        None => Err(Error::not_found(class, id)),
     }
 }
 
@@ -610,16 +627,17 @@ impl Context {
         Ok(reference)
     }
 
-    /// The data of `(class, id)` when the cache has it.
-    fn cached(&self, class: &str, id: Uuid) -> Option<Bytes> {
+    /// What the cache knows of `(class, id)`: its data, or `None` when it is
+    /// missing; `None` when not known.
+    fn known(&self, class: &str, id: Uuid) -> Option<Option<Bytes>> {
         self.lock()
             .cache
             .get(&KeyRef(class, id))
             .and_then(Cached::known)
-            .flatten()
     }
 
-    /// Resolves a reference from the cache, fetching it on the spot if needed.
+    /// Resolves a reference from the plan or the cache, fetching it on the
+    /// spot if needed.
     pub(crate) fn resolve<T: DeserializeOwned>(
         &self,
         class: &str,
@@ -630,19 +648,17 @@ impl Context {
         if let Some(planned) = plan::resolve(class, id) {
             return planned;
         }
-        let cached = self
-            .lock()
-            .cache
-            .get(&KeyRef(class, id))
-            .and_then(Cached::known);
-        let data = match cached {
-            Some(found) => found,
-            None => self.fetch_now(&Self::cache_key(&expected, id))?,
-        };
-        let Some(data) = data else {
-            return Err(Error::not_found(&*expected, id));
-        };
-        decode(&data, &expected, id)
+        match self.known(class, id) {
+            Some(known) => decode_known(known.as_deref(), &expected, id),
+            None => self.fetch_decode(id, expected),
+        }
+    }
+
+    /// Fetches a reference not known to the scope (where blocking is
+    /// allowed) and decodes it.
+    fn fetch_decode<T: DeserializeOwned>(&self, id: Uuid, class: Arc<str>) -> Result<T> {
+        let known = self.fetch_now(&Self::cache_key(&class, id))?;
+        decode_known(known.as_deref(), &class, id)
     }
 
     /// Loads and decodes one value: `Store::get`. One round trip for the
@@ -724,76 +740,8 @@ impl Context {
 
     /// Loads every reference not yet known, one backend round trip per
     /// nesting level, following the references each loaded record carries.
-    pub(crate) async fn prefetch_interned(&self, mut pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
-        let tenant = Arc::clone(self.inner.store.tenant_arc());
-        for _level in 0..=MAX_DEPTH {
-            // Each reference not yet known is marked as this level's in the
-            // cache, which is how a repeated one is found (no second set).
-            let (keys, level): (Vec<Key>, u64) = {
-                let mut st = self.lock();
-                st.loads += 1;
-                let level = st.loads;
-                st.cache.reserve(pending.len());
-                let keys = pending
-                    .drain(..)
-                    .filter_map(|(class, id)| {
-                        let slot = match st.cache.entry(CacheKey(class, id)) {
-                            Entry::Vacant(slot) => slot.insert_entry(Cached::Loading(level, 0)),
-                            // Another prefetch's, still loading or failed:
-                            // this one asks too.
-                            Entry::Occupied(mut slot)
-                                if matches!(slot.get(), Cached::Loading(l, _) if *l != level) =>
-                            {
-                                slot.insert(Cached::Loading(level, 0));
-                                slot
-                            }
-                            Entry::Occupied(_) => return None,
-                        };
-                        let ck = slot.key();
-                        Some(Key::new(Arc::clone(&tenant), Arc::clone(&ck.0), ck.1))
-                    })
-                    .collect();
-                (keys, level)
-            };
-            if keys.is_empty() {
-                return Ok(());
-            }
-            let records = self.inner.store.load_keys(&keys).await?;
-            let mut st = self.lock();
-            let all_found = records.len() == keys.len();
-            for record in records {
-                if !record.refs.is_empty() {
-                    pending.extend(intern_classes(record.refs));
-                }
-                // Its slot is there (marked above, or by the prefetch that
-                // owns the mark): updated in place, the key is not moved in.
-                let data = Cached::Data(record.data);
-                match st
-                    .cache
-                    .get_mut(&KeyRef(&record.key.class_name, record.key.id))
-                {
-                    Some(slot) => *slot = data,
-                    None => {
-                        st.cache
-                            .insert(CacheKey(record.key.class_name, record.key.id), data);
-                    }
-                }
-            }
-            if !all_found {
-                // The keys are distinct: those still marked as this level's
-                // are known to be missing.
-                for key in &keys {
-                    if let Some(slot) = st.cache.get_mut(&KeyRef(&key.class_name, key.id)) {
-                        if matches!(slot, Cached::Loading(l, _) if *l == level) {
-                            *slot = Cached::Missing;
-                        }
-                    }
-                }
-            }
-        }
-        Err(Error::validation(format!(
-            "references nested more than {MAX_DEPTH} levels deep"
-        )))
+    pub(crate) async fn prefetch_interned(&self, pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
+        self.prefetch_levels(pending, MAX_DEPTH).await
     }
 }
 

@@ -24,7 +24,7 @@ use hashbrown::hash_map::Entry;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{decode, with_current, CacheKey, Cached, Context, KeyRef};
+use super::{decode_known, with_current, CacheKey, Cached, Context, KeyRef, MAX_DEPTH};
 use crate::error::{Error, Result};
 use crate::record::Key;
 
@@ -98,10 +98,7 @@ pub(crate) fn resolve<T: DeserializeOwned>(class: &str, id: Uuid) -> Option<Resu
             return None;
         }
         let k = plan.find(class, id)?;
-        Some(match plan.data.get(k)? {
-            Some(data) => decode(data, class, id),
-            None => Err(Error::not_found(class, id)),
-        })
+        Some(decode_known(plan.data.get(k)?.as_deref(), class, id))
     })
     .ok()
     .flatten()
@@ -113,7 +110,47 @@ impl Context {
     /// [`Context::prefetch_interned`]: the first level into a [`Plan`], the
     /// others into the cache.
     pub(crate) async fn prefetch_planned(&self, found: Vec<(Arc<str>, Uuid)>) -> Result<Plan> {
-        let tenant = Arc::clone(self.inner.store.tenant_arc());
+        let (plan, nested) = self.load_level(found).await?;
+        if let Err(e) = self.prefetch_levels(nested, MAX_DEPTH - 1).await {
+            self.settle(plan);
+            return Err(e);
+        }
+        Ok(plan)
+    }
+
+    /// Loads `pending` and what its records name into the cache, one level
+    /// (one round trip) at a time, at most `levels` levels.
+    pub(super) async fn prefetch_levels(
+        &self,
+        mut pending: Vec<(Arc<str>, Uuid)>,
+        levels: usize,
+    ) -> Result<()> {
+        for _ in 0..levels {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let (plan, nested) = self.load_level(pending).await?;
+            self.settle(plan);
+            pending = nested;
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        Err(Error::validation(format!(
+            "references nested more than {MAX_DEPTH} levels deep"
+        )))
+    }
+
+    /// One level of a prefetch: marks each of `found` not yet known as
+    /// loading at a new level in the cache (which is how a repeated one is
+    /// found, no second set), loads those in one round trip, and returns
+    /// them as a plan in `found`'s order, with the references their records
+    /// carry.
+    async fn load_level(
+        &self,
+        found: Vec<(Arc<str>, Uuid)>,
+    ) -> Result<(Plan, Vec<(Arc<str>, Uuid)>)> {
+        let tenant = self.inner.store.tenant_arc();
         let mut plan = {
             let mut st = self.lock();
             st.loads += 1;
@@ -144,7 +181,7 @@ impl Context {
                         }
                     },
                 };
-                keys.push(Key::new(Arc::clone(&tenant), Arc::clone(&slot.key().0), id));
+                keys.push(Key::new(Arc::clone(tenant), Arc::clone(&slot.key().0), id));
                 order.push((id, k));
             }
             Plan {
@@ -157,12 +194,12 @@ impl Context {
                 by_key: OnceCell::new(),
             }
         };
+        let mut nested = Vec::new();
         if plan.keys.is_empty() {
-            return Ok(plan);
+            return Ok((plan, nested));
         }
         let records = self.inner.store.load_keys(&plan.keys).await?;
         plan.data = vec![None; plan.keys.len()];
-        let mut nested = Vec::new();
         // Most backends answer in the order asked: each record is matched
         // with the next key; the first that is not, and those after it, by
         // a search (a backend may answer in any order).
@@ -207,13 +244,7 @@ impl Context {
             }
         }
         drop(by_key);
-        if !nested.is_empty() {
-            if let Err(e) = self.prefetch_interned(nested).await {
-                self.settle(plan);
-                return Err(e);
-            }
-        }
-        Ok(plan)
+        Ok((plan, nested))
     }
 
     /// Runs `f` (a deserialization on this thread) with `plan` out, then
@@ -256,13 +287,20 @@ impl Context {
         f()
     }
 
-    /// Moves a plan's records into the cache (where its marks still stand).
+    /// Moves a plan's records into the cache: a record over any mark (not
+    /// over data written in the scope meanwhile), a missing one only over
+    /// the plan's own marks (the keys are distinct).
     fn settle(&self, plan: Plan) {
         let mut st = self.lock();
         for (key, data) in plan.keys.iter().zip(plan.data) {
             if let Some(slot) = st.cache.get_mut(&KeyRef(&key.class_name, key.id)) {
-                if matches!(slot, Cached::Loading(l, _) if *l == plan.level) {
-                    *slot = data.map_or(Cached::Missing, Cached::Data);
+                let Cached::Loading(level, _) = *slot else {
+                    continue;
+                };
+                match data {
+                    Some(data) => *slot = Cached::Data(data),
+                    None if level == plan.level => *slot = Cached::Missing,
+                    None => {}
                 }
             }
         }
