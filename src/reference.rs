@@ -207,21 +207,22 @@ impl<K> Recent<K> {
     }
 
     /// The copy kept for the first key that `is` accepts.
-    pub(crate) fn find(&self, is: impl Fn(&K) -> bool) -> Option<Arc<str>> {
+    fn get(&self, is: impl Fn(&K) -> bool) -> Option<&Arc<str>> {
         self.slots
             .iter()
             .flatten()
             .find(|(key, _)| is(key))
-            .map(|(_, own)| Arc::clone(own))
+            .map(|(_, own)| own)
     }
 
-    /// Whether the copy kept for the first key that `is` accepts is `name`.
+    /// That copy, cloned.
+    pub(crate) fn find(&self, is: impl Fn(&K) -> bool) -> Option<Arc<str>> {
+        self.get(is).map(Arc::clone)
+    }
+
+    /// Whether that copy is `name`.
     pub(crate) fn holds(&self, is: impl Fn(&K) -> bool, name: &str) -> bool {
-        self.slots
-            .iter()
-            .flatten()
-            .find(|(key, _)| is(key))
-            .is_some_and(|(_, own)| **own == *name)
+        self.get(is).is_some_and(|own| **own == *name)
     }
 
     /// Keeps this thread's own copy of `name` under `key` and returns it.
