@@ -9,7 +9,9 @@
 //! data), and the records go into the cache when the deserialization ends
 //! (moved, not copied). A reference met out of line (serde buffers some
 //! documents, e.g. `#[serde(flatten)]`) is found by its key instead, and one
-//! that is not here at all goes to the cache as before.
+//! that is not here at all goes to the cache as before. Every prefetch level
+//! is loaded this way ([`Context::load_level`]); the levels below a
+//! document's own, and those of `prefetch`, go into the cache at once.
 //!
 //! While a plan is out, its keys stay marked in the cache as loading at its
 //! level ([`Cached::Loading`]): whoever else looks there finds them unknown,
