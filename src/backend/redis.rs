@@ -283,7 +283,7 @@ pub const LOAD_CHUNK_KEYS: usize = 1000;
 pub const ZERO_COPY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Rewrites records whose `SET … NX` found the key taken. KEYS: those keys.
-/// ARGV[1]: TTL in ms (0: none); ARGV[i + 1]: the new value of KEYS[i].
+/// `ARGV[1]`: TTL in ms (0: none); `ARGV[i + 1]`: the new value of `KEYS[i]`.
 /// First checks every key (and writes nothing if one is not a toast record),
 /// then writes each new value with the old `created_at` spliced in (bytes
 /// 7–14, Lua's 1-based positions of offset 6..14); a key that vanished since
