@@ -76,7 +76,8 @@
 //!
 //! A key of the toast prefix that holds another type (a hash, a list, … —
 //! among them the HASH values of toast's earlier, unreleased layout) is not
-//! a record: `MGET` answers nil for it, so `load` does not find it, and
+//! a record: `MGET` answers nil for it (and a `GET`'s `WRONGTYPE` is taken
+//! as nil), so `load` does not find it, and
 //! `list` skips it; a `save` to that key fails (see below) and leaves it as
 //! it is.
 //!
@@ -87,7 +88,8 @@
 //!   other, so a huge flush never builds one giant command (the chunk size
 //!   was measured: bigger chunks raise the client's peak memory). Per chunk:
 //!   1. one pipeline of `SET key value NX` (`SET key value NX PX ttl_ms`
-//!      for a store with a TTL). A new key is written at once, with the
+//!      for a store with a TTL; a chunk of one record sends the `SET`
+//!      alone, not in a pipeline). A new key is written at once, with the
 //!      store's TTL or none. The replies tell which keys already existed.
 //!   2. only if some did (updates, and rewrites of content-addressed
 //!      records): one `EVALSHA` of a small update script for those keys.
@@ -128,7 +130,7 @@
 //!   Re-sending step 1 after a dead connection is safe: a key the first
 //!   attempt wrote simply takes step 2.
 //! - `load` of N keys is one `MGET` per [`LOAD_CHUNK_KEYS`] (1,000) distinct
-//!   keys: one round trip per nesting level for up to 1,000 references.
+//!   keys (a `GET` for one key): one round trip per nesting level for up to 1,000 references.
 //!   Chunks run one after the other and each reply is decoded into records
 //!   before the next is sent, so a big load holds one chunk's reply at a
 //!   time. The first [`ZERO_COPY_BYTES`] (4 MiB) of values of a load become
@@ -204,7 +206,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -477,7 +479,16 @@ impl ToRedisArgs for &Encoded<'_> {
 /// `{prefix}:{escape(tenant)}:{escape(class)}:`, what every key of one
 /// tenant's class starts with.
 fn key_head(prefix: &str, tenant: &str, class_name: &str) -> String {
-    format!("{prefix}:{}:{}:", escaped(tenant), escaped(class_name))
+    // Pushed piece by piece rather than `format!`ed: a head is made per save
+    // and load, and formatting cost ten times as much as the copies.
+    let mut head = String::with_capacity(prefix.len() + tenant.len() + class_name.len() + 8);
+    head.push_str(prefix);
+    head.push(':');
+    push_escaped(&mut head, tenant);
+    head.push(':');
+    push_escaped(&mut head, class_name);
+    head.push(':');
+    head
 }
 
 /// Writes the keys of a batch: `{prefix}:{escape(tenant)}:{escape(class)}:`
@@ -487,8 +498,57 @@ fn key_head(prefix: &str, tenant: &str, class_name: &str) -> String {
 /// then each key is that head plus the id.
 struct KeyHeads<'a> {
     prefix: &'a str,
-    heads: Vec<((&'a str, &'a str), Vec<u8>)>,
+    heads: Vec<(TenantClass<'a>, Arc<[u8]>)>,
     next: usize,
+}
+
+/// A key's tenant and class name.
+type TenantClass<'a> = (&'a str, &'a str);
+
+/// A key head this thread made, by the prefix, tenant and class it is of.
+struct MadeHead {
+    prefix: Box<str>,
+    tenant: Box<str>,
+    class_name: Box<str>,
+    head: Arc<[u8]>,
+}
+
+thread_local! {
+    /// The key heads this thread made last ([`KEY_HEADS`] of them, oldest
+    /// first): a save or load of one record (a `put`, a `get`) makes one
+    /// batch of one key, and escaping its head anew each time cost more
+    /// than the rest of the command.
+    static MADE_HEADS: std::cell::RefCell<Vec<MadeHead>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The head of the keys of `tenant`'s `class_name` under `prefix`: this
+/// thread's copy when it made one lately (compared by content, so it never
+/// mixes up two backends), else made and kept.
+fn made_head(prefix: &str, tenant: &str, class_name: &str) -> Arc<[u8]> {
+    let make = || Arc::from(key_head(prefix, tenant, class_name).into_bytes());
+    MADE_HEADS
+        .try_with(|made| {
+            let mut made = made.borrow_mut();
+            let found = made.iter().find(|m| {
+                *m.class_name == *class_name && *m.tenant == *tenant && *m.prefix == *prefix
+            });
+            if let Some(m) = found {
+                return Arc::clone(&m.head);
+            }
+            let head = make();
+            if made.len() >= KEY_HEADS {
+                made.remove(0);
+            }
+            made.push(MadeHead {
+                prefix: prefix.into(),
+                tenant: tenant.into(),
+                class_name: class_name.into(),
+                head: Arc::clone(&head),
+            });
+            head
+        })
+        .unwrap_or_else(|_| make())
 }
 
 /// How many (tenant, class) heads [`KeyHeads`] keeps.
@@ -509,7 +569,7 @@ impl<'a> KeyHeads<'a> {
         let slot = match self.heads.iter().position(|(p, _)| *p == pair) {
             Some(i) => i,
             None => {
-                let head = key_head(self.prefix, pair.0, pair.1).into_bytes();
+                let head = made_head(self.prefix, pair.0, pair.1);
                 if self.heads.len() < KEY_HEADS {
                     self.heads.push((pair, head));
                     self.heads.len() - 1
@@ -524,10 +584,28 @@ impl<'a> KeyHeads<'a> {
             }
         };
         KeyArg {
-            head: self.heads.get(slot).map_or(&[][..], |(_, h)| h.as_slice()),
+            head: self.heads.get(slot).map_or(&[][..], |(_, h)| &**h),
             id: key.id,
         }
     }
+}
+
+/// `SET key value NX [PX ttl_ms]`: stores a new record, or leaves a taken
+/// key as it is (an update then goes through the update script).
+fn set_new<'a>(
+    heads: &mut KeyHeads<'a>,
+    record: &'a Record,
+    value: &Encoded<'_>,
+    ttl_ms: u64,
+) -> redis::Cmd {
+    let key = heads.arg(&record.key);
+    // Sized up front: the buffer never grows while the data is copied in.
+    let mut cmd = redis::Cmd::with_capacity(6, key.len() + value.len() + 32);
+    cmd.arg("SET").arg(key).arg(value).arg("NX");
+    if ttl_ms > 0 {
+        cmd.arg("PX").arg(ttl_ms);
+    }
+    cmd
 }
 
 /// One key as a command argument: its escaped head and its id, the same
@@ -611,15 +689,25 @@ fn escaped(part: &str) -> Cow<'_, str> {
         return Cow::Borrowed(part);
     }
     let mut out = String::with_capacity(part.len() + 8);
-    for c in part.chars() {
-        match u8::try_from(c) {
-            Ok(b) if is_escaped(b) => {
-                let _ = write!(out, "%{b:02X}");
-            }
-            _ => out.push(c),
-        }
-    }
+    push_escaped(&mut out, part);
     Cow::Owned(out)
+}
+
+/// Appends [`escape`]`(part)` to `out`: the runs between escaped bytes as
+/// they are (every escaped byte is ASCII, so they end on character
+/// boundaries), each escaped byte as `%XX`.
+fn push_escaped(out: &mut String, part: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = part;
+    while let Some(at) = rest.bytes().position(is_escaped) {
+        let b = rest.as_bytes()[at];
+        out.push_str(&rest[..at]);
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// Escapes the glob metacharacters of `SCAN … MATCH` with a backslash.
@@ -1142,23 +1230,27 @@ impl RedisBackend {
     async fn save_chunk(&self, records: &[(&Record, Encoded<'_>)]) -> Result<()> {
         let ttl_ms = self.ttl_ms();
         let mut heads = self.shared.key_heads();
-        let mut pipe = redis::Pipeline::with_capacity(records.len());
-        for (record, value) in records {
-            let key = heads.arg(&record.key);
-            // Sized up front: the buffer never grows while the data is copied in.
-            let mut cmd = redis::Cmd::with_capacity(6, key.len() + value.len() + 32);
-            cmd.arg("SET").arg(key).arg(value).arg("NX");
-            if ttl_ms > 0 {
-                cmd.arg("PX").arg(ttl_ms);
+        let replies: Vec<Value> = if let [(record, value)] = records {
+            // One record (a `put`): the command alone, as a pipeline of one
+            // costs the client a second reply vector and its bookkeeping.
+            let cmd = &set_new(&mut heads, record, value, ttl_ms);
+            let reply = self
+                .run("save", true, |mut conn| async move {
+                    cmd.query_async(&mut conn).await
+                })
+                .await?;
+            vec![reply]
+        } else {
+            let mut pipe = redis::Pipeline::with_capacity(records.len());
+            for (record, value) in records {
+                pipe.add_command(set_new(&mut heads, record, value, ttl_ms));
             }
-            pipe.add_command(cmd);
-        }
-        let pipe = &pipe;
-        let replies: Vec<Value> = self
-            .run("save", true, |mut conn| async move {
+            let pipe = &pipe;
+            self.run("save", true, |mut conn| async move {
                 pipe.query_async(&mut conn).await
             })
-            .await?;
+            .await?
+        };
         if replies.len() != records.len() {
             return Err(Error::backend_msg(format!(
                 "Redis answered {} replies to a pipeline of {} SET commands",
@@ -1233,16 +1325,31 @@ impl Backend for RedisBackend {
         for chunk in keys.chunks(self.limits.load_chunk_keys.max(1)) {
             let key_len = chunk.first().map_or(0, |k| heads.arg(k).len());
             let mut cmd = redis::Cmd::with_capacity(chunk.len() + 1, 4 + chunk.len() * key_len);
-            cmd.arg("MGET");
+            // One key (a `get`): GET, whose reply is the value alone rather
+            // than an array of one.
+            cmd.arg(if chunk.len() == 1 { "GET" } else { "MGET" });
             for key in chunk {
                 cmd.arg(heads.arg(key));
             }
             let cmd = &cmd;
-            let reply: Vec<Value> = self
-                .run("load", true, |mut conn| async move {
+            let reply: Vec<Value> = if chunk.len() == 1 {
+                let value = self
+                    .run("load", true, |mut conn| async move {
+                        match cmd.query_async(&mut conn).await {
+                            // A key of another type (not a record): nil,
+                            // as MGET answers for it.
+                            Err(e) if e.code() == Some("WRONGTYPE") => Ok(Value::Nil),
+                            other => other,
+                        }
+                    })
+                    .await?;
+                vec![value]
+            } else {
+                self.run("load", true, |mut conn| async move {
                     cmd.query_async(&mut conn).await
                 })
-                .await?;
+                .await?
+            };
             if reply.len() != chunk.len() {
                 return Err(Error::backend_msg(format!(
                     "Redis answered MGET of {} keys with {} values",
@@ -1701,6 +1808,37 @@ mod tests {
         // Names with nothing to escape are borrowed, not copied.
         assert!(matches!(super::escaped("bench-ü<Item>"), Cow::Borrowed(_)));
         assert!(matches!(super::escaped("a:b"), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn a_thread_keeps_the_heads_it_made_by_prefix_tenant_and_class() {
+        let a = super::made_head("toast", "acme", "app::Item");
+        assert_eq!(&*a, b"toast:acme:app%3A%3AItem:");
+        // Kept: the same bytes, not made again.
+        assert!(Arc::ptr_eq(
+            &a,
+            &super::made_head("toast", "acme", "app::Item")
+        ));
+        // Another backend's prefix, tenant or class is another head.
+        assert_eq!(
+            &*super::made_head("other", "acme", "app::Item"),
+            b"other:acme:app%3A%3AItem:"
+        );
+        assert_eq!(
+            &*super::made_head("toast", "acme:x", "app::Item"),
+            b"toast:acme%3Ax:app%3A%3AItem:"
+        );
+        assert_eq!(
+            &*super::made_head("toast", "acme", "Item"),
+            b"toast:acme:Item:"
+        );
+        // More pairs than are kept: the oldest goes, and is made again, equal.
+        for i in 0..2 * super::KEY_HEADS {
+            super::made_head("toast", "acme", &format!("C{i}"));
+        }
+        let again = super::made_head("toast", "acme", "app::Item");
+        assert!(!Arc::ptr_eq(&a, &again));
+        assert_eq!(a, again);
     }
 
     #[test]
