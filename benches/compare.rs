@@ -1611,6 +1611,23 @@ fn content_ids_us(payloads: &[(Uuid, Bytes)]) -> f64 {
     median(&mut samples)
 }
 
+/// `read_1k`'s baseline: the inline document parsed, the payloads read in
+/// one batch from `raw`. The payloads read are freed inside the timer, as
+/// toast's are (its scope's cache goes when `scope` returns); the document
+/// is returned and freed afterwards on both sides.
+async fn inline_read(raw: &Raw, inline: &str, ids: &[Uuid], who: &str) -> R<Duration> {
+    let (elapsed, (doc, read)) = timed(async {
+        let doc: InlineDoc = serde_json::from_str(inline).map_err(err)?;
+        let read = raw.read(ids).await?.len();
+        Ok((doc, read))
+    })
+    .await?;
+    if doc.items.len() != 1000 || read != 1000 {
+        return Err(format!("{who} read a short document"));
+    }
+    Ok(elapsed)
+}
+
 async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
     let store = &t.store;
     let json = toast::scope(store.clone(), toast::to_json(&fx.doc))
@@ -1633,18 +1650,7 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
     }
     let mut shaped_op = shaped.map(|shaped| {
         move || -> BoxFut<'_, Duration> {
-            Box::pin(async move {
-                let (elapsed, (doc, read)) = timed(async {
-                    let doc: InlineDoc = serde_json::from_str(inline).map_err(err)?;
-                    let read = shaped.read(ids).await?.len();
-                    Ok((doc, read))
-                })
-                .await?;
-                if doc.items.len() != 1000 || read != 1000 {
-                    return Err("the shaped baseline read a short document".into());
-                }
-                Ok(elapsed)
-            })
+            Box::pin(inline_read(shaped, inline, ids, "the shaped baseline"))
         }
     });
     let mut hand = move || -> BoxFut<'_, Duration> {
@@ -1699,23 +1705,7 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
                 Ok(elapsed)
             })
         },
-        move || {
-            Box::pin(async move {
-                // The payloads read are freed inside the timer, as toast's are
-                // (its scope's cache goes when `scope` returns); the document is
-                // returned and freed afterwards on both sides.
-                let (elapsed, (doc, read)) = timed(async {
-                    let doc: InlineDoc = serde_json::from_str(inline).map_err(err)?;
-                    let read = raw.read(ids).await?.len();
-                    Ok((doc, read))
-                })
-                .await?;
-                if doc.items.len() != 1000 || read != 1000 {
-                    return Err("baseline read a short document".into());
-                }
-                Ok(elapsed)
-            })
-        },
+        move || Box::pin(inline_read(raw, inline, ids, "baseline")),
         asides,
     )
     .await?;

@@ -95,6 +95,26 @@ fn each_shard<'a, T, G>(
     Ok(())
 }
 
+/// [`each_shard`], then `f` once per run of one tenant's class among each
+/// shard's items ([`runs`]).
+fn each_run<'a, T, G>(
+    items: &'a [T],
+    key: impl Fn(&T) -> &Key + Copy,
+    lock: impl Fn(usize) -> Result<G>,
+    mut f: impl FnMut(&mut G, &[&'a T]),
+) -> Result<()> {
+    each_shard(
+        items,
+        |item| &key(item).id,
+        lock,
+        |guard, items| {
+            for run in runs(items, key) {
+                f(guard, run);
+            }
+        },
+    )
+}
+
 /// std's map with toast's seeded hash ([`crate::SeededHash`]).
 type HashMap<K, V> = std::collections::HashMap<K, V, crate::SeededHash>;
 
@@ -125,7 +145,10 @@ impl Stored {
 
 /// Splits `items` into runs of consecutive items whose keys share a tenant
 /// and a class (a batch is usually one run).
-fn runs<'a, T>(items: &'a [&'a T], key: impl Fn(&T) -> &Key) -> impl Iterator<Item = &'a [&'a T]> {
+fn runs<'s, 'a, T>(
+    items: &'s [&'a T],
+    key: impl Fn(&T) -> &Key,
+) -> impl Iterator<Item = &'s [&'a T]> {
     items.chunk_by(move |a, b| key(a).same_class(key(b)))
 }
 
@@ -237,17 +260,15 @@ fn class_mut<'a>(tenants: &'a mut Tenants, key: &Key) -> &'a mut HashMap<Uuid, S
 impl Backend for MemoryBackend {
     async fn save(&self, records: &[Record]) -> Result<()> {
         let lock = |shard| self.write(shard);
-        each_shard(
+        each_run(
             records,
-            |r| &r.key.id,
+            |r| &r.key,
             lock,
-            |tenants, records| {
-                for run in runs(records, |r| &r.key) {
-                    let ids = class_mut(tenants, &run[0].key);
-                    ids.reserve(run.len());
-                    for record in run {
-                        save_one(ids, record);
-                    }
+            |tenants, run| {
+                let ids = class_mut(tenants, &run[0].key);
+                ids.reserve(run.len());
+                for record in run {
+                    save_one(ids, record);
                 }
             },
         )
@@ -256,15 +277,12 @@ impl Backend for MemoryBackend {
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(keys.len());
         let lock = |shard| self.read(shard);
-        each_shard(
+        each_run(
             keys,
-            |k| &k.id,
+            |k| k,
             lock,
-            |tenants, keys| {
-                for run in runs(keys, |k| k) {
-                    let Some(ids) = class(tenants, &run[0].tenant, &run[0].class_name) else {
-                        continue;
-                    };
+            |tenants, run| {
+                if let Some(ids) = class(tenants, &run[0].tenant, &run[0].class_name) {
                     out.extend(
                         run.iter()
                             .filter_map(|k| ids.get(&k.id).map(|stored| stored.record(k))),
@@ -278,25 +296,23 @@ impl Backend for MemoryBackend {
     async fn delete(&self, keys: &[Key]) -> Result<u64> {
         let mut deleted = 0;
         let lock = |shard| self.write(shard);
-        each_shard(
+        each_run(
             keys,
-            |k| &k.id,
+            |k| k,
             lock,
-            |tenants, keys| {
-                for run in runs(keys, |k| k) {
-                    let (tenant, class_name) = (&*run[0].tenant, &*run[0].class_name);
-                    let Some(classes) = tenants.get_mut(tenant) else {
-                        continue;
-                    };
-                    let Some(ids) = classes.get_mut(class_name) else {
-                        continue;
-                    };
-                    deleted += run.iter().filter(|k| ids.remove(&k.id).is_some()).count() as u64;
-                    if ids.is_empty() {
-                        classes.remove(class_name);
-                        if classes.is_empty() {
-                            tenants.remove(tenant);
-                        }
+            |tenants, run| {
+                let (tenant, class_name) = (&*run[0].tenant, &*run[0].class_name);
+                let Some(classes) = tenants.get_mut(tenant) else {
+                    return;
+                };
+                let Some(ids) = classes.get_mut(class_name) else {
+                    return;
+                };
+                deleted += run.iter().filter(|k| ids.remove(&k.id).is_some()).count() as u64;
+                if ids.is_empty() {
+                    classes.remove(class_name);
+                    if classes.is_empty() {
+                        tenants.remove(tenant);
                     }
                 }
             },
