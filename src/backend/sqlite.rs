@@ -181,16 +181,6 @@ fn row_key<'k>(keys: &'k [Key], by_id: Option<&[usize]>, named: RowKey) -> Resul
     .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))
 }
 
-/// A packed load's row as the owner of its data column's bytes.
-struct DataColumn(Arc<SqliteRow>);
-
-impl AsRef<[u8]> for DataColumn {
-    fn as_ref(&self) -> &[u8] {
-        // Checked to be a blob before the row is wrapped.
-        self.0.try_get::<&[u8], _>(2).unwrap_or_default()
-    }
-}
-
 /// The columns of a packed load (see [`PACKED_COLUMNS`]) and how far they
 /// have been read: (headers, references, data).
 struct Packed<'a> {
@@ -491,19 +481,17 @@ impl SqliteBackend {
     /// message and one copy.
     async fn load_packed(&self, chunk: &[Key], out: &mut Vec<Record>) -> sqlx::Result<()> {
         let (mut qb, by_id) = Self::select_keys(chunk, Select::Packed);
-        let row = Arc::new(qb.build().fetch_one(&self.pool).await?);
+        let row = qb.build().fetch_one(&self.pool).await?;
         let headers: Option<&[u8]> = row.try_get(0)?;
         let refs: Option<&[u8]> = row.try_get(1)?;
-        let data: Option<&[u8]> = row.try_get(2)?;
-        let (Some(headers), Some(_)) = (headers, data) else {
+        let data: Option<Vec<u8>> = row.try_get(2)?;
+        let (Some(headers), Some(data)) = (headers, data) else {
             return Ok(());
         };
         let mut packed = Packed {
             headers,
             refs: refs.unwrap_or_default(),
-            // The records' data are slices of the row's own value, which
-            // the driver already copied out of SQLite: no second copy.
-            data: Bytes::from_owner(DataColumn(Arc::clone(&row))),
+            data: Bytes::from(data),
             at: (0, 0, 0),
         };
         while packed.at.0 < packed.headers.len() {
