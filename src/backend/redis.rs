@@ -205,6 +205,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
@@ -223,7 +224,7 @@ use crate::backend::batch::{self, distinct};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
-use crate::reference::Reference;
+use crate::reference::{Recent, Reference};
 use crate::url::ConnectUrl;
 
 /// The key prefix when the URL gives none.
@@ -498,93 +499,56 @@ fn key_head(prefix: &str, tenant: &str, class_name: &str) -> String {
 /// then each key is that head plus the id.
 struct KeyHeads<'a> {
     prefix: &'a str,
-    heads: Vec<(TenantClass<'a>, Arc<[u8]>)>,
-    next: usize,
+    heads: Recent<TenantClass<'a>, KEY_HEADS>,
 }
 
 /// A key's tenant and class name.
 type TenantClass<'a> = (&'a str, &'a str);
 
-/// A key head this thread made, by the prefix, tenant and class it is of.
-struct MadeHead {
-    prefix: Box<str>,
-    tenant: Box<str>,
-    class_name: Box<str>,
-    head: Arc<[u8]>,
-}
+/// What a key head in [`MADE_HEADS`] is of: its prefix, tenant and class.
+type HeadOf = (Box<str>, Box<str>, Box<str>);
 
 thread_local! {
-    /// The key heads this thread made last ([`KEY_HEADS`] of them, oldest
-    /// first): a save or load of one record (a `put`, a `get`) makes one
-    /// batch of one key, and escaping its head anew each time cost more
-    /// than the rest of the command.
-    static MADE_HEADS: std::cell::RefCell<Vec<MadeHead>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// The key heads this thread made last: a save or load of one record
+    /// (a `put`, a `get`) makes one batch of one key, and escaping its head
+    /// anew each time cost more than the rest of the command.
+    static MADE_HEADS: RefCell<Recent<HeadOf, KEY_HEADS>> = const { RefCell::new(Recent::new()) };
 }
 
 /// The head of the keys of `tenant`'s `class_name` under `prefix`: this
 /// thread's copy when it made one lately (compared by content, so it never
 /// mixes up two backends), else made and kept.
-fn made_head(prefix: &str, tenant: &str, class_name: &str) -> Arc<[u8]> {
-    let make = || Arc::from(key_head(prefix, tenant, class_name).into_bytes());
+fn made_head(prefix: &str, tenant: &str, class_name: &str) -> Arc<str> {
+    let make = || Arc::from(key_head(prefix, tenant, class_name));
+    let is = |(p, t, c): &HeadOf| **c == *class_name && **t == *tenant && **p == *prefix;
+    let of = || ((prefix.into(), tenant.into(), class_name.into()), make());
     MADE_HEADS
-        .try_with(|made| {
-            let mut made = made.borrow_mut();
-            let found = made.iter().find(|m| {
-                *m.class_name == *class_name && *m.tenant == *tenant && *m.prefix == *prefix
-            });
-            if let Some(m) = found {
-                return Arc::clone(&m.head);
-            }
-            let head = make();
-            if made.len() >= KEY_HEADS {
-                made.remove(0);
-            }
-            made.push(MadeHead {
-                prefix: prefix.into(),
-                tenant: tenant.into(),
-                class_name: class_name.into(),
-                head: Arc::clone(&head),
-            });
-            head
-        })
-        .unwrap_or_else(|_| make())
+        .try_with(|made| made.borrow_mut().get_or_keep(is, of).cloned())
+        .ok()
+        .flatten()
+        .unwrap_or_else(make)
 }
 
-/// How many (tenant, class) heads [`KeyHeads`] keeps.
+/// How many (tenant, class) heads [`KeyHeads`] and [`MADE_HEADS`] keep.
 const KEY_HEADS: usize = 8;
 
 impl<'a> KeyHeads<'a> {
     fn new(prefix: &'a str) -> Self {
         KeyHeads {
             prefix,
-            heads: Vec::new(),
-            next: 0,
+            heads: Recent::new(),
         }
     }
 
     /// The key of `key` as a command argument (no `String` per key).
     fn arg(&mut self, key: &'a Key) -> KeyArg<'_> {
         let pair = (&*key.tenant, &*key.class_name);
-        let slot = match self.heads.iter().position(|(p, _)| *p == pair) {
-            Some(i) => i,
-            None => {
-                let head = made_head(self.prefix, pair.0, pair.1);
-                if self.heads.len() < KEY_HEADS {
-                    self.heads.push((pair, head));
-                    self.heads.len() - 1
-                } else {
-                    let i = self.next % KEY_HEADS;
-                    self.next = self.next.wrapping_add(1);
-                    if let Some(entry) = self.heads.get_mut(i) {
-                        *entry = (pair, head);
-                    }
-                    i
-                }
-            }
-        };
+        let prefix = self.prefix;
+        let head = self
+            .heads
+            .get_or_keep(|p| *p == pair, || (pair, made_head(prefix, pair.0, pair.1)));
         KeyArg {
-            head: self.heads.get(slot).map_or(&[][..], |(_, h)| &**h),
+            head: head.map_or(&[][..], |head| head.as_bytes()),
             id: key.id,
         }
     }
@@ -1331,25 +1295,21 @@ impl Backend for RedisBackend {
             for key in chunk {
                 cmd.arg(heads.arg(key));
             }
-            let cmd = &cmd;
-            let reply: Vec<Value> = if chunk.len() == 1 {
-                let value = self
-                    .run("load", true, |mut conn| async move {
-                        match cmd.query_async(&mut conn).await {
-                            // A key of another type (not a record): nil,
-                            // as MGET answers for it.
-                            Err(e) if e.code() == Some("WRONGTYPE") => Ok(Value::Nil),
-                            other => other,
-                        }
-                    })
-                    .await?;
-                vec![value]
-            } else {
-                self.run("load", true, |mut conn| async move {
-                    cmd.query_async(&mut conn).await
+            let (cmd, single) = (&cmd, chunk.len() == 1);
+            let reply: Vec<Value> = self
+                .run("load", true, |mut conn| async move {
+                    if !single {
+                        return cmd.query_async(&mut conn).await;
+                    }
+                    match cmd.query_async(&mut conn).await {
+                        Ok(value) => Ok(vec![value]),
+                        // A key of another type (not a record): nil, as
+                        // MGET answers for it.
+                        Err(e) if e.code() == Some("WRONGTYPE") => Ok(vec![Value::Nil]),
+                        Err(e) => Err(e),
+                    }
                 })
-                .await?
-            };
+                .await?;
             if reply.len() != chunk.len() {
                 return Err(Error::backend_msg(format!(
                     "Redis answered MGET of {} keys with {} values",
@@ -1813,7 +1773,7 @@ mod tests {
     #[test]
     fn a_thread_keeps_the_heads_it_made_by_prefix_tenant_and_class() {
         let a = super::made_head("toast", "acme", "app::Item");
-        assert_eq!(&*a, b"toast:acme:app%3A%3AItem:");
+        assert_eq!(a.as_bytes(), b"toast:acme:app%3A%3AItem:");
         // Kept: the same bytes, not made again.
         assert!(Arc::ptr_eq(
             &a,
@@ -1821,15 +1781,15 @@ mod tests {
         ));
         // Another backend's prefix, tenant or class is another head.
         assert_eq!(
-            &*super::made_head("other", "acme", "app::Item"),
+            super::made_head("other", "acme", "app::Item").as_bytes(),
             b"other:acme:app%3A%3AItem:"
         );
         assert_eq!(
-            &*super::made_head("toast", "acme:x", "app::Item"),
+            super::made_head("toast", "acme:x", "app::Item").as_bytes(),
             b"toast:acme%3Ax:app%3A%3AItem:"
         );
         assert_eq!(
-            &*super::made_head("toast", "acme", "Item"),
+            super::made_head("toast", "acme", "Item").as_bytes(),
             b"toast:acme:Item:"
         );
         // More pairs than are kept: the oldest goes, and is made again, equal.
