@@ -404,16 +404,23 @@ pub(crate) fn intern_classes(references: Vec<Reference>) -> Vec<(Arc<str>, Uuid)
     let mut last: Option<Arc<str>> = None;
     references
         .into_iter()
-        .map(|r| (share_class(&mut last, &r.class_name), r.id))
+        .map(|r| {
+            let class = share_class(&mut last, r.class_name.as_bytes());
+            (class.unwrap_or_else(|| Arc::from(&*r.class_name)), r.id)
+        })
         .collect()
 }
 
-/// `name` as the `last` class name when they are equal, else as a new one
-/// that becomes `last`: a run of references of one class shares one text.
-pub(crate) fn share_class(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
+/// `name` (UTF-8 bytes) as the `last` class name when they are equal, else
+/// as a new one that becomes `last`: a run of references of one class shares
+/// one text, and only a new one's bytes are checked as UTF-8. `None` when
+/// they are not UTF-8.
+pub(crate) fn share_class(last: &mut Option<Arc<str>>, name: &[u8]) -> Option<Arc<str>> {
     match last {
-        Some(known) if **known == *name => Arc::clone(known),
-        _ => Arc::clone(last.insert(Arc::from(name))),
+        Some(known) if known.as_bytes() == name => Some(Arc::clone(known)),
+        _ => Some(Arc::clone(
+            last.insert(Arc::from(std::str::from_utf8(name).ok()?)),
+        )),
     }
 }
 

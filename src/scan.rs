@@ -300,13 +300,7 @@ fn push_reference(
     class: &[u8],
     id: Uuid,
 ) -> Option<()> {
-    // Most references name the previous one's class: compared as bytes
-    // first, that text needs no UTF-8 check.
-    let class = match last_class {
-        Some(known) if known.as_bytes() == class => Arc::clone(known),
-        _ => crate::context::share_class(last_class, std::str::from_utf8(class).ok()?),
-    };
-    out.push((class, id));
+    out.push((crate::context::share_class(last_class, class)?, id));
     Some(())
 }
 
