@@ -66,22 +66,23 @@ fn shard_of(id: &Uuid) -> usize {
 /// Locks the shards that `items` fall in with `lock`, all of them before
 /// the first is used, and in ascending order (so that every batch sees and
 /// makes its changes as a whole, as with one lock, and no two batches wait
-/// for each other); then calls `f` with each shard's guard and its items in
-/// their order (so that of a key given twice, the last still wins). A batch
-/// of one allocates nothing.
-fn each_shard<'a, T, G>(
+/// for each other); then calls `f` with a shard's guard once per run of one
+/// tenant's class among that shard's items ([`runs`]), in their order (so
+/// that of a key given twice, the last still wins). A batch of one
+/// allocates nothing.
+fn each_run<'a, T, G>(
     items: &'a [T],
-    id: impl Fn(&T) -> &Uuid,
+    key: impl Fn(&T) -> &Key + Copy,
     lock: impl Fn(usize) -> Result<G>,
     mut f: impl FnMut(&mut G, &[&'a T]),
 ) -> Result<()> {
     if let [one] = items {
-        f(&mut lock(shard_of(id(one)))?, &[one]);
+        f(&mut lock(shard_of(&key(one).id))?, &[one]);
         return Ok(());
     }
     let mut groups: [Vec<&'a T>; SHARDS] = Default::default();
     for item in items {
-        groups[shard_of(id(item))].push(item);
+        groups[shard_of(&key(item).id)].push(item);
     }
     let mut locked = Vec::with_capacity(SHARDS);
     for (shard, group) in groups.iter().enumerate() {
@@ -90,29 +91,11 @@ fn each_shard<'a, T, G>(
         }
     }
     for (guard, group) in &mut locked {
-        f(guard, group);
+        for run in runs(group, key) {
+            f(guard, run);
+        }
     }
     Ok(())
-}
-
-/// [`each_shard`], then `f` once per run of one tenant's class among each
-/// shard's items ([`runs`]).
-fn each_run<'a, T, G>(
-    items: &'a [T],
-    key: impl Fn(&T) -> &Key + Copy,
-    lock: impl Fn(usize) -> Result<G>,
-    mut f: impl FnMut(&mut G, &[&'a T]),
-) -> Result<()> {
-    each_shard(
-        items,
-        |item| &key(item).id,
-        lock,
-        |guard, items| {
-            for run in runs(items, key) {
-                f(guard, run);
-            }
-        },
-    )
 }
 
 /// std's map with toast's seeded hash ([`crate::SeededHash`]).
@@ -321,7 +304,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<ListEntry>> {
-        // Every shard's lock at once (ascending, as `each_shard`): a listing
+        // Every shard's lock at once (ascending, as `each_run`): a listing
         // sees a batch saved meanwhile whole or not at all.
         let locked = (0..SHARDS)
             .map(|shard| self.read(shard))

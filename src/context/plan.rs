@@ -72,17 +72,23 @@ impl Plan {
             }
         }
         let by_key = self.by_key.get_or_init(|| {
-            let mut map = hashbrown::HashMap::with_capacity_and_hasher(
-                self.keys.len(),
-                crate::SeededHash::default(),
-            );
-            for (k, key) in self.keys.iter().enumerate() {
-                map.insert(CacheKey(Arc::clone(&key.class_name), key.id), k);
-            }
-            map
+            places(&self.keys, |key| {
+                CacheKey(Arc::clone(&key.class_name), key.id)
+            })
         });
         by_key.get(&KeyRef(class, id)).copied()
     }
+}
+
+/// The places of `keys` by a key of each that `made` makes.
+fn places<'k, K: std::hash::Hash + Eq>(
+    keys: &'k [Key],
+    made: impl Fn(&'k Key) -> K,
+) -> hashbrown::HashMap<K, usize, crate::SeededHash> {
+    let mut map =
+        hashbrown::HashMap::with_capacity_and_hasher(keys.len(), crate::SeededHash::default());
+    map.extend(keys.iter().enumerate().map(|(k, key)| (made(key), k)));
+    map
 }
 
 /// Resolves `(class, id)` from the plan of the document being deserialized
@@ -228,15 +234,7 @@ impl Context {
                 }
                 None => by_key
                     .get_or_insert_with(|| {
-                        let mut map = hashbrown::HashMap::with_capacity_and_hasher(
-                            plan.keys.len(),
-                            crate::SeededHash::default(),
-                        );
-                        map.extend(
-                            (plan.keys.iter().enumerate())
-                                .map(|(k, key)| (KeyRef(&key.class_name, key.id), k)),
-                        );
-                        map
+                        places(&plan.keys, |key| KeyRef(&key.class_name, key.id))
                     })
                     .get(&KeyRef(&record.key.class_name, record.key.id))
                     .copied(),
