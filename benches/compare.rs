@@ -991,6 +991,12 @@ async fn checkpoint(pool: &sqlx::SqlitePool) -> R<()> {
 }
 
 impl Target {
+    /// The baseline on a table of toast's shape, for the SQLite rows that
+    /// time it beside the plain one.
+    fn sqlite_shaped(&self) -> Option<&Arc<Raw>> {
+        self.shaped.as_ref().filter(|_| self.which == Which::Sqlite)
+    }
+
     /// After a rep: toast's SQLite log checkpointed (see [`checkpoint`]).
     async fn settle_toast(&self) -> R<()> {
         #[cfg(feature = "sqlite")]
@@ -1269,12 +1275,6 @@ impl Row {
         let Some(us) = us else { return };
         // Against toast's time in the asides' own loop (the same window).
         let toast = self.aside_toast_us.or(self.toast_us).unwrap_or(f64::NAN);
-        if let Some(t) = self.aside_toast_us {
-            if !self.extra.iter().any(|(f, _)| *f == "aside_toast_us") {
-                self.extra
-                    .push(("aside_toast_us", ((t * 10.0).round() / 10.0).into()));
-            }
-        }
         let note = format!("{what}: {} (toast ÷ that {:.2})", fmt_us(us), toast / us);
         if self.note.is_empty() {
             self.note = note;
@@ -1307,6 +1307,9 @@ impl Row {
         ];
         if let Some(reps) = self.reps {
             fields.push(("reps", reps.into()));
+        }
+        if let Some(t) = self.aside_toast_us {
+            fields.push(("aside_toast_us", round(t).into()));
         }
         for (k, v) in &self.extra {
             fields.push((k, v.clone()));
@@ -1644,7 +1647,7 @@ async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
     // SQLite, where the ratio is closest to its target: the baseline again
     // reading a table of toast's shape (its key is tenant, class and id, so
     // each lookup compares two strings before the id).
-    let shaped = t.shaped.as_deref().filter(|_| t.which == Which::Sqlite);
+    let shaped = t.sqlite_shaped();
     if let Some(shaped) = shaped {
         shaped.write(&fx.payloads).await?;
     }
@@ -1792,7 +1795,7 @@ async fn bench_single(t: &Target, fx: &Fixture) -> R<Row> {
     };
     // SQLite: the baseline again on a table of toast's shape (each put
     // writes three b-trees, as toast's, instead of two).
-    let shaped = t.shaped.as_deref().filter(|_| t.which == Which::Sqlite);
+    let shaped = t.sqlite_shaped();
     let shaped_written = std::sync::Mutex::new(Vec::<Uuid>::new());
     let mut shaped_op =
         shaped.map(|shaped| raw_single(shaped, items, n, &shaped_written, "the shaped baseline"));
@@ -1951,7 +1954,7 @@ async fn bench_concurrent(t: &Target, fx: &Fixture) -> R<Row> {
     // SQLite, where the ratio is closest to its target: the baseline again
     // on a table of toast's shape (each put writes three b-trees, as toast's,
     // instead of two).
-    let shaped = t.shaped.as_ref().filter(|_| t.which == Which::Sqlite);
+    let shaped = t.sqlite_shaped();
     let toast_op = move || -> BoxFut<'_, Duration> { Box::pin(concurrent_toast(t, items)) };
     let base_op = move || -> BoxFut<'_, Duration> { Box::pin(concurrent_raw(&t.raw, items)) };
     let mut aside = shaped
