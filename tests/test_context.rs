@@ -34,6 +34,16 @@ async fn written<T: Serialize>(store: &Store, value: &T) -> String {
         .unwrap()
 }
 
+/// `json` read back in a scope of its own, with what the store did for it.
+async fn read<T: serde::de::DeserializeOwned>(store: &Store, json: &str) -> (T, toast::Stats) {
+    let before = store.stats();
+    let back = toast::scope(store.clone(), toast::from_json(json))
+        .await
+        .unwrap()
+        .unwrap();
+    (back, store.stats().since(&before))
+}
+
 #[tokio::test]
 async fn plain_serde_json_is_buffered_and_flushed_when_the_scope_ends() {
     let store = Store::memory();
@@ -407,13 +417,8 @@ async fn a_repeated_reference_is_loaded_once_and_a_missing_one_is_not_found() {
     let json = written(&store, &doc("x")).await;
     let reference: serde_json::Value = serde_json::from_str(&json).unwrap();
     let twice = serde_json::json!({"first": reference["item"], "second": reference["item"]});
-    let before = store.stats();
-    let back: Pair = toast::scope(store.clone(), toast::from_json(&twice.to_string()))
-        .await
-        .unwrap()
-        .unwrap();
+    let (back, loaded): (Pair, _) = read(&store, &twice.to_string()).await;
     assert_eq!(back.first, back.second);
-    let loaded = store.stats().since(&before);
     assert_eq!((loaded.load_calls, loaded.records_loaded), (1, 1));
 
     let gone = serde_json::json!({"first": reference["item"],
@@ -458,13 +463,8 @@ async fn references_met_out_of_document_order_resolve_from_the_one_load() {
     let json = written(&store, &value).await;
     // serde buffers the flattened fields and resolves `last` first.
     assert!(json.find("first") < json.find("last"), "{json}");
-    let before = store.stats();
-    let back: WithFlattened = toast::scope(store.clone(), toast::from_json(&json))
-        .await
-        .unwrap()
-        .unwrap();
+    let (back, loaded): (WithFlattened, _) = read(&store, &json).await;
     assert_eq!(back, value);
-    let loaded = store.stats().since(&before);
     assert_eq!((loaded.load_calls, loaded.records_loaded), (1, 3));
 }
 
@@ -505,10 +505,7 @@ async fn records_answered_in_any_order_each_fill_their_own_references() {
         .unwrap()
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
-    let back: Many = toast::scope(store.clone(), toast::from_json(&json))
-        .await
-        .unwrap()
-        .unwrap();
+    let (back, _): (Many, _) = read(&store, &json).await;
     assert_eq!(back, value);
 }
 
@@ -583,11 +580,7 @@ async fn a_record_named_by_the_document_and_by_a_loaded_value_resolves_in_both()
         holder: doc("same"),
     };
     let json = written(&store, &value).await;
-    let before = store.stats();
-    let back: Shares = toast::scope(store.clone(), toast::from_json(&json))
-        .await
-        .unwrap()
-        .unwrap();
+    let (back, loaded): (Shares, _) = read(&store, &json).await;
     assert_eq!(back, value);
-    assert_eq!(store.stats().since(&before).load_calls, 2, "one per level");
+    assert_eq!(loaded.load_calls, 2, "one per level");
 }
