@@ -109,12 +109,16 @@ thread_local! {
 /// would be written from every core, where a copy per thread is written by
 /// one. Made once per thread and store, not per context.
 fn thread_tenant(tenant: &Arc<str>) -> Arc<str> {
+    let own = || (Arc::clone(tenant), Arc::from(&**tenant));
     TENANTS
         .try_with(|copies| {
-            let known = copies.borrow().find(|of| Arc::ptr_eq(of, tenant));
-            known.unwrap_or_else(|| copies.borrow_mut().keep(Arc::clone(tenant), tenant))
+            (copies.borrow_mut())
+                .get_or_keep(|of| Arc::ptr_eq(of, tenant), own)
+                .cloned()
         })
-        .unwrap_or_else(|_| Arc::from(&**tenant))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Arc::from(&**tenant))
 }
 
 /// Counters since the store was connected, shared by all its clones and tenants.
