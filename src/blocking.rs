@@ -35,10 +35,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::{Handle, Runtime};
 
-use crate::context::{current_or_err, Context, BLOCKING};
+use crate::conn::Stats;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
-use crate::store::Stats;
+use crate::refs::references_in_json;
+use crate::scope::{current_or_err, Context, BLOCKING};
 
 /// A blocking handle on a store. Cheap to clone.
 #[derive(Clone)]
@@ -154,7 +155,7 @@ impl Store {
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
         not_in_async()?;
         let handle = self.runtime.handle()?.clone();
-        let ctx = Context::new(&self.store, Some(handle.clone()));
+        let ctx = self.store.context(Some(handle.clone()));
         let output = BLOCKING.set(&ctx, f);
         handle.block_on(ctx.flush())?;
         Ok(output)
@@ -240,7 +241,7 @@ pub fn flush() -> Result<()> {
 /// As [`crate::from_json`].
 pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
     let (ctx, handle) = blocking_context()?;
-    let references = crate::json::references_in_json(text.as_bytes())?;
+    let references = references_in_json(text.as_bytes())?;
     let plan = handle.block_on(ctx.prefetch_planned(references))?;
     ctx.with_plan(plan, || serde_json::from_str(text).map_err(Error::from))
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use uuid::Uuid;
 
 /// A boxed error source, as carried by [`Error::Connection`] and [`Error::Backend`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The result type of every fallible toast operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -145,22 +145,6 @@ impl Error {
         Error::NotFound {
             class_name: class_name.into(),
             id,
-        }
-    }
-}
-
-/// Turns a serde error met inside a scope back into the `toast::Error` that caused
-/// it, when there is one (see [`crate::take_error`]); otherwise a
-/// [`Error::Validation`] carrying the serde error.
-///
-/// This lets `?` recover typed errors in code that calls `serde_json` directly
-/// inside [`crate::scope`].
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Self {
-        match crate::context::take_parked_matching(&e.to_string()) {
-            Some(parked) => parked,
-            None if e.is_io() => Error::backend("I/O error while (de)serializing", e),
-            None => Error::validation_with(format!("invalid document: {e}"), e),
         }
     }
 }

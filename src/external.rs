@@ -46,8 +46,10 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::context::{resolve_external, store_external};
-use crate::reference::{class_name, Expected, RefIn, RefOut};
+use crate::class_name::{class_name, Expected};
+use crate::reference::{RefIn, RefOut};
+use crate::scope::read::resolve_external;
+use crate::scope::write::store_external;
 
 /// Stores `value` as an external of `class` (under `id`, or its content id
 /// when `None`) and writes its reference: every adapter and `External<T>`.
@@ -179,7 +181,7 @@ pub mod option {
 /// The same for types that pin their class name with [`crate::Named`].
 pub mod named {
     use super::*;
-    use crate::reference::{static_class_name, Named};
+    use crate::class_name::{static_class_name, Named};
 
     /// Stores `value` under `T::CLASS_NAME`.
     ///

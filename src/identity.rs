@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::class_name::{class_name, Expected};
 use crate::external::{read_external, write_external};
-use crate::reference::{class_name, Expected, Reference};
+use crate::reference::Reference;
 
 /// A value stored out of line under an id of its own.
 ///

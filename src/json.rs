@@ -1,17 +1,14 @@
-//! `to_json` / `from_json` and friends: serialize then flush; prefetch then
-//! deserialize.
+//! The doors: `to_json` and friends serialize then flush; `from_json` and
+//! friends prefetch then deserialize.
 
-use std::borrow::Cow;
-use std::fmt;
-use std::sync::Arc;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserializer, Serialize};
-use uuid::Uuid;
-
-use crate::context::{current_or_err, Context};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
+use crate::refs::references_in_json;
+use crate::refs::walk::collect_references;
+use crate::scope::{current_or_err, Context};
 
 /// Serializes `value` to JSON in the current scope, then flushes: when it
 /// returns, every record the text references is stored.
@@ -72,15 +69,17 @@ pub async fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<serde_json::Va
 fn encode<R>(ctx: &Context, f: impl FnOnce() -> serde_json::Result<R>) -> Result<R> {
     ctx.clear_parked();
     f().map_err(|e| {
-        ctx.take_parked_matching(&e.to_string())
-            .unwrap_or_else(|| Error::validation_with(format!("cannot serialize: {e}"), e))
+        ctx.recover(e, |e| {
+            Error::validation_with(format!("cannot serialize: {e}"), e)
+        })
     })
 }
 
 fn decode<R>(ctx: &Context, f: impl FnOnce() -> serde_json::Result<R>) -> Result<R> {
     f().map_err(|e| {
-        ctx.take_parked_matching(&e.to_string())
-            .unwrap_or_else(|| Error::validation_with(format!("invalid document: {e}"), e))
+        ctx.recover(e, |e| {
+            Error::validation_with(format!("invalid document: {e}"), e)
+        })
     })
 }
 
@@ -139,19 +138,6 @@ async fn read_document<T>(
     ctx.with_plan(plan, || decode(&ctx, parse))
 }
 
-/// The references in a JSON document, a malformed one being a validation error.
-///
-/// The byte scan finds them in most documents; the serde walk handles the
-/// rest (escaped keys, malformed input, which it reports).
-pub(crate) fn references_in_json(bytes: &[u8]) -> Result<Vec<(Arc<str>, Uuid)>> {
-    if let Some(found) = crate::scan::scan(bytes) {
-        return Ok(found);
-    }
-    collect_references(&mut serde_json::Deserializer::from_slice(bytes))
-        .map(crate::context::intern_classes)
-        .map_err(|e| Error::validation_with(format!("invalid document: {e}"), e))
-}
-
 /// [`from_json`] from a `serde_json::Value`.
 ///
 /// # Errors
@@ -175,224 +161,6 @@ pub async fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result
 /// [`Error::Validation`] outside a scope; the backend's error.
 pub async fn prefetch(references: Vec<Reference>) -> Result<()> {
     current_or_err()?.prefetch(references).await
-}
-
-/// Every `{"class_name", "id"}` object in a document, found without building it.
-///
-/// Works with any self-describing serde format (JSON, MessagePack, a
-/// `serde_json::Value`).
-///
-/// # Errors
-///
-/// The format's error when the input is malformed.
-///
-/// # Examples
-///
-/// ```
-/// let text = r#"[{"class_name": "Item", "id": "00000000-0000-0000-0000-000000000002"}, {"x": 1}]"#;
-/// let mut de = serde_json::Deserializer::from_str(text);
-/// let refs = toast::collect_references(&mut de).unwrap();
-/// assert_eq!(refs.len(), 1);
-/// assert_eq!(refs[0].class_name, "Item");
-/// ```
-pub fn collect_references<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<Vec<Reference>, D::Error> {
-    let mut out = Vec::new();
-    Walk {
-        out: &mut out,
-        keep_str: false,
-    }
-    .deserialize(deserializer)?;
-    Ok(out)
-}
-
-/// What a walked value was, as far as reference detection cares.
-enum Node<'de> {
-    Str(Cow<'de, str>),
-    Bytes(Vec<u8>),
-    Other,
-}
-
-struct Walk<'a> {
-    out: &'a mut Vec<Reference>,
-    /// Keep string values (the value of a `class_name` or `id` key).
-    keep_str: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
-    type Value = Node<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-enum Field {
-    ClassName,
-    Id,
-    Other,
-}
-
-struct FieldSeed;
-
-impl<'de> DeserializeSeed<'de> for FieldSeed {
-    type Value = Field;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Field, D::Error> {
-        d.deserialize_any(FieldSeed)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldSeed {
-    type Value = Field;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a map key")
-    }
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Field, E> {
-        Ok(match v {
-            "class_name" => Field::ClassName,
-            "id" => Field::Id,
-            _ => Field::Other,
-        })
-    }
-    fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<Field, E> {
-        Ok(match v {
-            b"class_name" => Field::ClassName,
-            b"id" => Field::Id,
-            _ => Field::Other,
-        })
-    }
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<Field, E> {
-        Ok(Field::Other)
-    }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<Field, E> {
-        Ok(Field::Other)
-    }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<Field, E> {
-        Ok(Field::Other)
-    }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<Field, E> {
-        Ok(Field::Other)
-    }
-    fn visit_unit<E>(self) -> std::result::Result<Field, E> {
-        Ok(Field::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Field, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Field::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Field, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Field::Other)
-    }
-}
-
-impl<'de> Visitor<'de> for Walk<'_> {
-    type Value = Node<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_i128<E>(self, _: i128) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_u128<E>(self, _: u128) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_unit<E>(self) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_none<E>(self) -> std::result::Result<Node<'de>, E> {
-        Ok(Node::Other)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_newtype_struct<D: Deserializer<'de>>(
-        self,
-        d: D,
-    ) -> std::result::Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Node<'de>, E> {
-        Ok(if self.keep_str {
-            Node::Str(Cow::Borrowed(v))
-        } else {
-            Node::Other
-        })
-    }
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Node<'de>, E> {
-        Ok(if self.keep_str {
-            Node::Str(Cow::Owned(v.to_owned()))
-        } else {
-            Node::Other
-        })
-    }
-    fn visit_string<E>(self, v: String) -> std::result::Result<Node<'de>, E> {
-        Ok(if self.keep_str {
-            Node::Str(Cow::Owned(v))
-        } else {
-            Node::Other
-        })
-    }
-    fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<Node<'de>, E> {
-        // Binary formats may write a UUID as 16 raw bytes.
-        Ok(if self.keep_str && v.len() <= 64 {
-            Node::Bytes(v.to_vec())
-        } else {
-            Node::Other
-        })
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Node<'de>, A::Error> {
-        while seq
-            .next_element_seed(Walk {
-                out: &mut *self.out,
-                keep_str: false,
-            })?
-            .is_some()
-        {}
-        Ok(Node::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Node<'de>, A::Error> {
-        let mut entries = 0usize;
-        let mut class_name = None;
-        let mut id = None;
-        while let Some(field) = map.next_key_seed(FieldSeed)? {
-            entries += 1;
-            let keep_str = !matches!(field, Field::Other);
-            let node = map.next_value_seed(Walk {
-                out: &mut *self.out,
-                keep_str,
-            })?;
-            match field {
-                Field::ClassName => class_name = Some(node),
-                Field::Id => id = Some(node),
-                Field::Other => {}
-            }
-        }
-        if entries == 2 {
-            let id = match id {
-                Some(Node::Str(s)) => Uuid::parse_str(&s).ok(),
-                Some(Node::Bytes(b)) => Uuid::from_slice(&b).ok(),
-                _ => None,
-            };
-            if let (Some(Node::Str(class_name)), Some(id)) = (class_name, id) {
-                self.out.push(Reference::new(class_name.into_owned(), id));
-            }
-        }
-        Ok(Node::Other)
-    }
 }
 
 /// Loads the value `reference` names through the current scope: its cache

@@ -77,35 +77,38 @@
 
 pub mod backend;
 pub mod blocking;
-mod context;
+mod class_name;
+mod conn;
 mod error;
 pub mod external;
+mod hash;
 mod identity;
 mod json;
+mod recent;
 mod record;
 mod reference;
+mod refs;
 mod registry;
-mod scan;
+mod scope;
 mod store;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod url;
 
-/// The hash of toast's in-memory maps: seeded per process (ids and names come
-/// from outside, so their hashes must not be predictable), and a few times
-/// cheaper than std's SipHash on one UUID.
-pub(crate) type SeededHash = foldhash::fast::RandomState;
-
 pub use backend::Backend;
-pub use context::{content_id, current, flush, scope, take_error, Context, MAX_DEPTH};
-pub use error::{BoxError, Error, Result};
+pub use class_name::{class_name, Named};
+pub use conn::Stats;
+pub use error::{Error, Result};
 pub use identity::External;
 pub use json::{
-    collect_references, from_json, from_slice, from_value, load, load_many, prefetch, to_json,
-    to_value, to_vec,
+    from_json, from_slice, from_value, load, load_many, prefetch, to_json, to_value, to_vec,
 };
-pub use record::{Key, ListEntry, ListQuery, Record, RECORD_SCHEMA_VERSION};
-pub use reference::{class_name, Named, Reference};
-pub use registry::{register_backend, registered_schemes, BackendFactory, BackendFuture};
-pub use store::{Stats, Store, DEFAULT_TENANT};
-pub use url::{redact, ConnectUrl};
+pub use reference::Reference;
+pub use refs::walk::collect_references;
+pub use registry::{register_backend, registered_schemes};
+pub use scope::parked::take_error;
+pub use scope::{current, flush, Context};
+pub use store::{scope, Store};
+
+// Merge shims (removed once the backends import these through `backend::support`).
+pub(crate) use hash::SeededHash;

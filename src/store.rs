@@ -1,23 +1,30 @@
-//! [`Store`]: a connected backend, a tenant, and counters.
+//! [`Store`]: a connection seen as one tenant, and what a user calls on it.
+//!
+//! Operations that serialize or deserialize values (`put`, `get`, …) run
+//! through a scope of their own ([`crate::scope`] opens one for a whole
+//! task); `delete`, `list` and `record` go to the backend directly.
 
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::runtime::Handle;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::Backend;
-use crate::context::Context;
+use crate::class_name::class_name;
+use crate::conn::{Conn, Stats};
 use crate::error::{Error, Result};
+use crate::recent::Recent;
 use crate::record::{Key, ListQuery, Record};
-use crate::reference::{class_name, Recent, Reference};
+use crate::reference::Reference;
+use crate::scope::Context;
 use crate::url::ConnectUrl;
 
 /// The tenant a [`Store`] uses until [`Store::tenant`] picks another.
-pub const DEFAULT_TENANT: &str = "default";
+const DEFAULT_TENANT: &str = "default";
 
 /// A cheap `Clone` handle on a connected backend, viewed as one tenant.
 ///
@@ -41,60 +48,8 @@ pub const DEFAULT_TENANT: &str = "default";
 /// ```
 #[derive(Clone)]
 pub struct Store {
-    shared: Arc<Shared>,
+    conn: Conn,
     tenant: Arc<str>,
-}
-
-struct Shared {
-    backend: Arc<dyn Backend>,
-    url: String,
-    counters: Counters,
-}
-
-/// The counters behind [`Stats`], in stripes: each thread adds to the stripe
-/// it was given, on a cache line of its own, so that threads counting at
-/// once do not pass one line back and forth (a `put` and a `get` add four
-/// times); [`Store::stats`] sums the stripes.
-#[derive(Default)]
-struct Counters {
-    stripes: [Stripe; STRIPES],
-}
-
-/// How many stripes [`Counters`] has (threads beyond that share them).
-const STRIPES: usize = 8;
-
-#[derive(Default)]
-#[repr(align(128))]
-struct Stripe {
-    save_calls: AtomicU64,
-    load_calls: AtomicU64,
-    delete_calls: AtomicU64,
-    list_calls: AtomicU64,
-    records_saved: AtomicU64,
-    records_loaded: AtomicU64,
-}
-
-/// The stripe the next thread to count is given.
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread's stripe of every store's counters.
-    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-}
-
-impl Counters {
-    /// The stripe of the calling thread.
-    fn mine(&self) -> &Stripe {
-        let i = STRIPE.try_with(|i| *i).unwrap_or(0);
-        &self.stripes[i % STRIPES]
-    }
-
-    fn sum(&self, field: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
-        self.stripes
-            .iter()
-            .map(|s| field(s).load(Ordering::Relaxed))
-            .fold(0, u64::wrapping_add)
-    }
 }
 
 thread_local! {
@@ -121,53 +76,57 @@ fn thread_tenant(tenant: &Arc<str>) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(&**tenant))
 }
 
-/// Counters since the store was connected, shared by all its clones and tenants.
-///
-/// `save_calls` and `load_calls` count calls to [`Backend::save`] and
-/// [`Backend::load`]. Each is one round trip to the storage for the batches
-/// an application usually makes; the built-in backends split a very large
-/// batch into several statements or pipelines to bound memory (each
-/// backend's module documentation gives its limits), and a Redis save that
-/// updates existing records adds one script call for them. The counters then
-/// still say one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Calls to `Backend::save` (one per flush).
-    pub save_calls: u64,
-    /// Calls to `Backend::load` (one per nesting level).
-    pub load_calls: u64,
-    /// Calls to `Backend::delete`.
-    pub delete_calls: u64,
-    /// Calls to `Backend::list`.
-    pub list_calls: u64,
-    /// Records handed to `save`.
-    pub records_saved: u64,
-    /// Records returned by `load`.
-    pub records_loaded: u64,
-}
-
-impl Stats {
-    /// The counters that grew between `earlier` and `self`.
-    pub fn since(&self, earlier: &Stats) -> Stats {
-        Stats {
-            save_calls: self.save_calls.saturating_sub(earlier.save_calls),
-            load_calls: self.load_calls.saturating_sub(earlier.load_calls),
-            delete_calls: self.delete_calls.saturating_sub(earlier.delete_calls),
-            list_calls: self.list_calls.saturating_sub(earlier.list_calls),
-            records_saved: self.records_saved.saturating_sub(earlier.records_saved),
-            records_loaded: self.records_loaded.saturating_sub(earlier.records_loaded),
-        }
-    }
-}
-
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
-            .field("url", &self.shared.url)
+            .field("url", &self.conn.url())
             .field("tenant", &&*self.tenant)
-            .field("backend", &self.shared.backend)
+            .field("backend", self.conn.backend())
             .finish()
+    }
+}
+
+/// Runs `fut` with `store` as the task's toast context, then flushes the
+/// records its serializations buffered.
+///
+/// Inside, `#[serde(with = "toast::external")]` fields work with any serde
+/// call: [`crate::to_json`] and [`crate::from_json`] (which flush and prefetch),
+/// and plain `serde_json::to_string` (buffered until the end of the scope).
+///
+/// # Errors
+///
+/// A failed flush is the `Err`: the records were not stored, and the caller
+/// must not hand out the references that name them.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> toast::Result<()> {
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Order { id: u32, #[serde(with = "toast::external")] lines: Vec<String> }
+///
+/// let store = toast::Store::memory();
+/// let order = Order { id: 7, lines: vec!["apple".into(), "pear".into()] };
+/// let json = toast::scope(store.clone(), async { serde_json::to_string(&order) }).await??;
+/// assert!(json.contains(r#""lines":{"class_name":"Vec<String>","id":"#));
+/// assert_eq!(store.stats().save_calls, 1); // flushed when the scope ended
+///
+/// let back: Order = toast::scope(store, toast::from_json(&json)).await??;
+/// assert_eq!(back, order);
+/// # Ok(()) }
+/// ```
+pub async fn scope<F: Future>(store: Store, fut: F) -> Result<F::Output> {
+    store.context(None).scope(fut).await
+}
+
+impl Context {
+    /// The store this context writes to and reads from.
+    pub fn store(&self) -> Store {
+        Store {
+            conn: self.conn().clone(),
+            tenant: Arc::clone(self.tenant()),
+        }
     }
 }
 
@@ -199,32 +158,25 @@ impl Store {
         let factory = crate::registry::factory_for(url.scheme())?;
         let redacted = url.redacted().to_owned();
         let backend = factory(url).await?;
-        Ok(Store::from_parts(backend, redacted))
+        Ok(Store::from_arc(backend, redacted))
     }
 
     /// An in-process store: nothing on disk, gone when the last clone is dropped.
     pub fn memory() -> Store {
-        Store::from_parts(Arc::new(MemoryBackend::new()), "memory://".to_owned())
+        Store::from_arc(Arc::new(MemoryBackend::new()), "memory://")
     }
 
-    /// A store over a backend you built yourself.
-    pub fn from_backend(backend: impl Backend) -> Store {
-        let url = format!("custom://{backend:?}");
-        Store::from_parts(Arc::new(backend), url)
+    /// A store over a backend you built yourself, shown in errors as
+    /// `custom://` and the backend's type name.
+    pub fn from_backend<B: Backend>(backend: B) -> Store {
+        let name = class_name::<B>();
+        Store::from_arc(Arc::new(backend), format!("custom://{name}"))
     }
 
     /// A store over a shared backend, shown as `url` (already redacted) in errors.
     pub fn from_arc(backend: Arc<dyn Backend>, redacted_url: impl Into<String>) -> Store {
-        Store::from_parts(backend, redacted_url.into())
-    }
-
-    fn from_parts(backend: Arc<dyn Backend>, url: String) -> Store {
         Store {
-            shared: Arc::new(Shared {
-                backend,
-                url,
-                counters: Counters::default(),
-            }),
+            conn: Conn::new(backend, redacted_url.into()),
             tenant: Arc::from(DEFAULT_TENANT),
         }
     }
@@ -232,10 +184,11 @@ impl Store {
     /// An isolated view of the same backend: records of one tenant are
     /// invisible to every other (they cannot be loaded, overwritten, listed or
     /// deleted, and their existence cannot be probed). Any string is a valid
-    /// tenant name; it is data, never part of a query's text.
+    /// tenant name; it is data, never part of a query's text. A store starts
+    /// in the tenant `default`.
     pub fn tenant(&self, name: impl AsRef<str>) -> Store {
         Store {
-            shared: Arc::clone(&self.shared),
+            conn: self.conn.clone(),
             tenant: Arc::from(name.as_ref()),
         }
     }
@@ -245,40 +198,25 @@ impl Store {
         &self.tenant
     }
 
-    pub(crate) fn tenant_arc(&self) -> &Arc<str> {
-        &self.tenant
-    }
-
-    /// This store for a context: the same backend and counters, with this
-    /// thread's own copy of the tenant ([`thread_tenant`]).
-    pub(crate) fn for_context(&self) -> Store {
-        Store {
-            shared: Arc::clone(&self.shared),
-            tenant: thread_tenant(&self.tenant),
-        }
+    /// A new scope over this store, with this thread's own copy of the
+    /// tenant ([`thread_tenant`]); `runtime` is a blocking store's.
+    pub(crate) fn context(&self, runtime: Option<Handle>) -> Context {
+        Context::new(self.conn.clone(), thread_tenant(&self.tenant), runtime)
     }
 
     /// The store's URL with the password redacted.
     pub fn url(&self) -> &str {
-        &self.shared.url
+        self.conn.url()
     }
 
     /// The backend behind this store.
     pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.shared.backend
+        self.conn.backend()
     }
 
     /// The counters since connect (shared by every clone and tenant view).
     pub fn stats(&self) -> Stats {
-        let c = &self.shared.counters;
-        Stats {
-            save_calls: c.sum(|s| &s.save_calls),
-            load_calls: c.sum(|s| &s.load_calls),
-            delete_calls: c.sum(|s| &s.delete_calls),
-            list_calls: c.sum(|s| &s.list_calls),
-            records_saved: c.sum(|s| &s.records_saved),
-            records_loaded: c.sum(|s| &s.records_loaded),
-        }
+        self.conn.stats()
     }
 
     /// The key of `reference` in this store's tenant.
@@ -297,7 +235,7 @@ impl Store {
     ///
     /// Whatever serializing the value or [`Backend::save`] returns.
     pub async fn put<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
-        Context::new(self, None).put_new(value).await
+        self.context(None).put_new(value).await
     }
 
     /// Loads and deserializes the value `reference` names, resolving the
@@ -308,7 +246,7 @@ impl Store {
     /// [`Error::NotFound`] when no such record exists in this tenant;
     /// [`Error::Validation`] when the stored data does not fit `T`.
     pub async fn get<T: DeserializeOwned>(&self, reference: &Reference) -> Result<T> {
-        Context::new(self, None).load_one(reference).await
+        self.context(None).load_one(reference).await
     }
 
     /// Loads several values of one type in one round trip per nesting level,
@@ -318,7 +256,7 @@ impl Store {
     ///
     /// As [`Store::get`], for the first reference that fails.
     pub async fn get_many<T: DeserializeOwned>(&self, references: &[Reference]) -> Result<Vec<T>> {
-        Context::new(self, None).load_many(references).await
+        self.context(None).load_many(references).await
     }
 
     /// Loads the raw record `reference` names, with its timestamps.
@@ -328,7 +266,8 @@ impl Store {
     /// [`Error::NotFound`] when there is none in this tenant.
     pub async fn record(&self, reference: &Reference) -> Result<Record> {
         let key = self.key_for(reference);
-        self.load_keys(std::slice::from_ref(&key))
+        self.conn
+            .load(std::slice::from_ref(&key), &self.tenant)
             .await?
             .into_iter()
             .next()
@@ -369,12 +308,7 @@ impl Store {
     /// ```
     pub async fn delete_many(&self, references: &[Reference]) -> Result<u64> {
         let keys: Vec<Key> = references.iter().map(|r| self.key_for(r)).collect();
-        self.shared
-            .counters
-            .mine()
-            .delete_calls
-            .fetch_add(1, Ordering::Relaxed);
-        self.shared.backend.delete(&keys).await
+        self.conn.delete(&keys).await
     }
 
     /// References to this tenant's records of `class_name`, newest first.
@@ -403,12 +337,7 @@ impl Store {
             offset,
             limit,
         };
-        self.shared
-            .counters
-            .mine()
-            .list_calls
-            .fetch_add(1, Ordering::Relaxed);
-        let entries = self.shared.backend.list(&query).await?;
+        let entries = self.conn.list(&query).await?;
         Ok(entries
             .into_iter()
             .map(|e| Reference::new(class_name, e.id))
@@ -430,37 +359,6 @@ impl Store {
     ///
     /// Whatever [`Backend::close`] returns.
     pub async fn close(&self) -> Result<()> {
-        self.shared.backend.close().await
-    }
-
-    /// One `Backend::save` call, counted.
-    pub(crate) async fn save_records(&self, records: &[Record]) -> Result<()> {
-        let c = self.shared.counters.mine();
-        c.save_calls.fetch_add(1, Ordering::Relaxed);
-        c.records_saved
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        self.shared.backend.save(records).await
-    }
-
-    /// One `Backend::load` call, counted; records the backend returns for keys
-    /// that were not asked for are dropped, so a faulty backend cannot leak
-    /// another tenant's data.
-    pub(crate) async fn load_keys(&self, keys: &[Key]) -> Result<Vec<Record>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let c = self.shared.counters.mine();
-        c.load_calls.fetch_add(1, Ordering::Relaxed);
-        let mut records = self.shared.backend.load(keys).await?;
-        // Backends return the caller's keys, made with this store's tenant
-        // `Arc` (a context's store has its own, see `for_context`), so
-        // `Arc`'s equality finds most by pointer.
-        if records.len() > keys.len() || records.iter().any(|r| r.key.tenant != self.tenant) {
-            let wanted: HashSet<&Key> = keys.iter().collect();
-            records.retain(|r| wanted.contains(&r.key));
-        }
-        c.records_loaded
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        Ok(records)
+        self.conn.close().await
     }
 }

@@ -19,7 +19,7 @@
 //! their own.
 //!
 //! When the function returns `None` the request still runs in a scope, over
-//! the layer's store as given (its own tenant, [`crate::DEFAULT_TENANT`]
+//! the layer's store as given (its own tenant, the tenant `default`
 //! unless you picked one with [`Store::tenant`]). That leaves the decision to
 //! the application: its authentication extractor answers `401` before any
 //! storage is touched, and public routes keep working. Call
@@ -101,7 +101,6 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::context::Context;
 use crate::store::Store;
 
 /// Where a [`ScopeLayer`] finds the tenant of a request.
@@ -283,7 +282,7 @@ where
         };
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let ctx = Context::new(&store, None);
+        let ctx = store.context(None);
         // A service may do work in `call` itself, not only in its future.
         let future = ctx.sync_scope(|| inner.call(request));
         Box::pin(async move {

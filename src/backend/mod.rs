@@ -11,7 +11,9 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::record::{Key, ListEntry, ListQuery, Record};
+
+pub use crate::record::{Key, ListEntry, ListQuery, Record, RECORD_SCHEMA_VERSION};
+pub use crate::url::ConnectUrl;
 
 pub mod memory;
 

@@ -1,17 +1,16 @@
-//! A document's own references, loaded for the one deserialization that reads
-//! them.
+//! The read path's first stage: one backend load per nesting level.
 //!
 //! [`crate::from_json`] finds a document's references (in document order),
 //! loads them, then deserializes the document, which meets them again in that
-//! order. The records of that first level are kept here, in the order they
-//! are met, rather than in the scope's cache: a reference is resolved from
-//! the next one in line (an id compared, no lock, hash or shared copy of the
-//! data), and the records go into the cache when the deserialization ends
-//! (moved, not copied). A reference met out of line (serde buffers some
-//! documents, e.g. `#[serde(flatten)]`) is found by its key instead, and one
-//! that is not here at all goes to the cache as before. Every prefetch level
-//! is loaded this way ([`Context::load_level`]); the levels below a
-//! document's own, and those of `prefetch`, go into the cache at once.
+//! order. The records of that first level are kept in a [`Plan`], in the
+//! order they are met, rather than in the scope's cache: a reference is
+//! resolved from the next one in line (an id compared, no lock, hash or
+//! shared copy of the data), and the records go into the cache when the
+//! deserialization ends (moved, not copied). A reference met out of line
+//! (serde buffers some documents, e.g. `#[serde(flatten)]`) is found by its
+//! key instead, and one that is not here at all goes to the cache. Every
+//! level is loaded by [`Context::load_level`]; the levels below a document's
+//! own, and those of `prefetch`, go into the cache at once.
 //!
 //! While a plan is out, its keys stay marked in the cache as loading at its
 //! level ([`Cached::Loading`]): whoever else looks there finds them unknown,
@@ -23,12 +22,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::hash_map::Entry;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{decode_known, with_current, CacheKey, Cached, Context, KeyRef, MAX_DEPTH};
+use super::state::{CacheKey, Cached, KeyRef};
+use super::{with_current, Context, MAX_DEPTH};
 use crate::error::{Error, Result};
+use crate::hash::SeededHash;
 use crate::record::Key;
+use crate::reference::Reference;
+use crate::refs::intern_classes;
 
 /// A reference of the document that the cache already knew (or a prefetch
 /// of another level had asked for): resolved from the cache.
@@ -54,7 +56,7 @@ pub(crate) struct Plan {
     /// The place in `order` of the next reference expected.
     next: Cell<usize>,
     /// The keys' places by key, made at the first reference met out of line.
-    by_key: OnceCell<hashbrown::HashMap<CacheKey, usize, crate::SeededHash>>,
+    by_key: OnceCell<hashbrown::HashMap<CacheKey, usize, SeededHash>>,
 }
 
 impl Plan {
@@ -84,29 +86,28 @@ impl Plan {
 fn places<'k, K: std::hash::Hash + Eq>(
     keys: &'k [Key],
     made: impl Fn(&'k Key) -> K,
-) -> hashbrown::HashMap<K, usize, crate::SeededHash> {
-    let mut map =
-        hashbrown::HashMap::with_capacity_and_hasher(keys.len(), crate::SeededHash::default());
+) -> hashbrown::HashMap<K, usize, SeededHash> {
+    let mut map = hashbrown::HashMap::with_capacity_and_hasher(keys.len(), SeededHash::default());
     map.extend(keys.iter().enumerate().map(|(k, key)| (made(key), k)));
     map
 }
 
-/// Resolves `(class, id)` from the plan of the document being deserialized
-/// on this thread, when it is one of that document's own references (not
-/// one inside a loaded value: those are resolved from the cache).
-pub(crate) fn resolve<T: DeserializeOwned>(class: &str, id: Uuid) -> Option<Result<T>> {
-    if super::DEPTH.try_with(Cell::get).ok()? != 0 {
-        return None;
-    }
+/// `f` of the data of `(class, id)` (`None` for a record the backend does not
+/// have) when it is one of the references of the document being deserialized
+/// on this thread, in this context; `None` otherwise.
+pub(crate) fn with_planned<R>(
+    class: &str,
+    id: Uuid,
+    f: impl FnOnce(Option<&[u8]>) -> R,
+) -> Option<R> {
     PLAN.try_with(|slot| {
         let slot = slot.try_borrow().ok()?;
         let plan = slot.as_ref()?;
-        let owner = with_current(|ctx| Arc::as_ptr(&ctx.inner) as usize)?;
-        if owner != plan.owner {
+        if with_current(Context::address)? != plan.owner {
             return None;
         }
         let k = plan.find(class, id)?;
-        Some(decode_known(plan.data.get(k)?.as_deref(), class, id))
+        Some(f(plan.data.get(k)?.as_deref()))
     })
     .ok()
     .flatten()
@@ -128,7 +129,7 @@ impl Context {
 
     /// Loads `pending` and what its records name into the cache, one level
     /// (one round trip) at a time, at most `levels` levels.
-    pub(super) async fn prefetch_levels(
+    async fn prefetch_levels(
         &self,
         mut pending: Vec<(Arc<str>, Uuid)>,
         levels: usize,
@@ -158,7 +159,7 @@ impl Context {
         &self,
         found: Vec<(Arc<str>, Uuid)>,
     ) -> Result<(Plan, Vec<(Arc<str>, Uuid)>)> {
-        let tenant = self.inner.store.tenant_arc();
+        let tenant = self.tenant();
         let mut plan = {
             let mut st = self.lock();
             st.loads += 1;
@@ -193,7 +194,7 @@ impl Context {
                 order.push((id, k));
             }
             Plan {
-                owner: Arc::as_ptr(&self.inner) as usize,
+                owner: self.address(),
                 level,
                 data: Vec::new(),
                 keys,
@@ -206,7 +207,7 @@ impl Context {
         if plan.keys.is_empty() {
             return Ok((plan, nested));
         }
-        let records = self.inner.store.load_keys(&plan.keys).await?;
+        let records = self.conn().load(&plan.keys, tenant).await?;
         plan.data = vec![None; plan.keys.len()];
         // Most backends answer in the order asked: each record is matched
         // with the next key; the first that is not, and those after it, by
@@ -215,10 +216,10 @@ impl Context {
             |key: &Key, record: &Key| key.id == record.id && key.class_name == record.class_name;
         let mut next = 0;
         // By a borrowed (class, id), hashed by the id alone as the cache is.
-        let mut by_key: Option<hashbrown::HashMap<KeyRef<'_>, usize, crate::SeededHash>> = None;
+        let mut by_key: Option<hashbrown::HashMap<KeyRef<'_>, usize, SeededHash>> = None;
         for record in records {
             if !record.refs.is_empty() {
-                nested.extend(super::intern_classes(record.refs));
+                nested.extend(intern_classes(record.refs));
             }
             // In line: the next key, or a later one (those between had no
             // record).
@@ -304,5 +305,16 @@ impl Context {
                 }
             }
         }
+    }
+
+    /// [`Context::prefetch_interned`] for references with class names of their own.
+    pub(crate) async fn prefetch(&self, references: Vec<Reference>) -> Result<()> {
+        self.prefetch_interned(intern_classes(references)).await
+    }
+
+    /// Loads every reference not yet known, one backend round trip per
+    /// nesting level, following the references each loaded record carries.
+    pub(crate) async fn prefetch_interned(&self, pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
+        self.prefetch_levels(pending, MAX_DEPTH).await
     }
 }
