@@ -39,6 +39,7 @@ use crate::conn::Stats;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::refs::references_in_json;
+use crate::scope::read::reading;
 use crate::scope::{current_or_err, Context, BLOCKING};
 
 /// A blocking handle on a store. Cheap to clone.
@@ -243,5 +244,9 @@ pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
     let (ctx, handle) = blocking_context()?;
     let references = references_in_json(text.as_bytes())?;
     let plan = handle.block_on(ctx.prefetch_planned(references))?;
-    ctx.with_plan(plan, || serde_json::from_str(text).map_err(Error::from))
+    ctx.with_plan(plan, || {
+        reading(ctx.limits(), || {
+            serde_json::from_str(text).map_err(Error::from)
+        })
+    })
 }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::refs::references_in_json;
 use crate::refs::walk::collect_references;
+use crate::scope::read::reading;
 use crate::scope::{current_or_err, Context};
 
 /// Serializes `value` to JSON in the current scope, then flushes: when it
@@ -135,7 +136,7 @@ async fn read_document<T>(
     let ctx = current_or_err()?;
     ctx.clear_parked();
     let plan = ctx.prefetch_planned(references_in_json(bytes)?).await?;
-    ctx.with_plan(plan, || decode(&ctx, parse))
+    ctx.with_plan(plan, || reading(ctx.limits(), || decode(&ctx, parse)))
 }
 
 /// [`from_json`] from a `serde_json::Value`.
@@ -149,7 +150,9 @@ pub async fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result
     let references = collect_references(&value)
         .map_err(|e| Error::validation_with(format!("invalid document: {e}"), e))?;
     ctx.prefetch(references).await?;
-    decode(&ctx, || serde_json::from_value(value))
+    reading(ctx.limits(), || {
+        decode(&ctx, || serde_json::from_value(value))
+    })
 }
 
 /// Loads the records `references` name (and those nested in them) into the

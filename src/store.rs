@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::recent::Recent;
 use crate::record::{Key, ListQuery, Record};
 use crate::reference::Reference;
-use crate::scope::Context;
+use crate::scope::{Context, Limits};
 use crate::url::ConnectUrl;
 
 /// The tenant a [`Store`] uses until [`Store::tenant`] picks another.
@@ -50,6 +50,7 @@ const DEFAULT_TENANT: &str = "default";
 pub struct Store {
     conn: Conn,
     tenant: Arc<str>,
+    limits: Limits,
 }
 
 thread_local! {
@@ -126,6 +127,7 @@ impl Context {
         Store {
             conn: self.conn().clone(),
             tenant: Arc::clone(self.tenant()),
+            limits: self.limits(),
         }
     }
 }
@@ -178,6 +180,7 @@ impl Store {
         Store {
             conn: Conn::new(backend, redacted_url.into()),
             tenant: Arc::from(DEFAULT_TENANT),
+            limits: Limits::default(),
         }
     }
 
@@ -190,7 +193,54 @@ impl Store {
         Store {
             conn: self.conn.clone(),
             tenant: Arc::from(name.as_ref()),
+            limits: self.limits,
         }
+    }
+
+    /// This store with other limits on what one read may do: at most
+    /// `max_references` references resolved and `max_bytes` bytes of stored
+    /// values decoded by one `get`, `from_json`, … (a value read by plain
+    /// serde inside a scope is a read of its own). Going over is
+    /// [`Error::Validation`], in time and memory bounded by the limits.
+    ///
+    /// A value is a tree: stored records that name one record several times
+    /// are decoded once per name, so what a read produces can grow much
+    /// faster than what is stored. The defaults, 1,000,000 references and
+    /// 256 MiB, leave room for any document toast itself writes in one piece.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> toast::Result<()> {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Doc { #[serde(with = "toast::external")] a: String, #[serde(with = "toast::external")] b: u8 }
+    ///
+    /// let store = toast::Store::memory();
+    /// let r = store.put(&Doc { a: "x".into(), b: 1 }).await?;
+    /// let strict = store.with_read_limits(2, 1024);
+    /// // The document, then one of its two externals: the second goes over.
+    /// assert!(strict.get::<Doc>(&r).await.unwrap_err().is_validation());
+    /// assert!(store.get::<Doc>(&r).await.is_ok());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_read_limits(&self, max_references: usize, max_bytes: usize) -> Store {
+        let mut store = self.clone();
+        store.limits.max_references = max_references;
+        store.limits.max_bytes = max_bytes;
+        store
+    }
+
+    /// This store with another budget for a scope's cache of known records
+    /// (default 64 MiB): between operations, a scope forgets the records it
+    /// has known longest until the rest fit, so a scope that lives long (a
+    /// queue consumer's) stays within it. Records a read is using are never
+    /// forgotten while it runs, and records not yet flushed are not the
+    /// cache's; a forgotten record is loaded again when it is needed.
+    pub fn with_cache_budget(&self, bytes: usize) -> Store {
+        let mut store = self.clone();
+        store.limits.cache_bytes = bytes;
+        store
     }
 
     /// The tenant this view uses.
@@ -201,7 +251,12 @@ impl Store {
     /// A new scope over this store, with this thread's own copy of the
     /// tenant ([`thread_tenant`]); `runtime` is a blocking store's.
     pub(crate) fn context(&self, runtime: Option<Handle>) -> Context {
-        Context::new(self.conn.clone(), thread_tenant(&self.tenant), runtime)
+        Context::new(
+            self.conn.clone(),
+            thread_tenant(&self.tenant),
+            self.limits,
+            runtime,
+        )
     }
 
     /// The store's URL with the password redacted.

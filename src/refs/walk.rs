@@ -35,6 +35,7 @@ pub fn collect_references<'de, D: Deserializer<'de>>(
     Walk {
         out: &mut out,
         keep_str: false,
+        depth: 0,
     }
     .deserialize(deserializer)?;
     Ok(out)
@@ -51,6 +52,29 @@ struct Walk<'a> {
     out: &'a mut Vec<Reference>,
     /// Keep string values (the value of a `class_name` or `id` key).
     keep_str: bool,
+    /// How many containers enclose this value.
+    depth: usize,
+}
+
+/// How deep a document may nest: a `serde_json::Value` has no limit of its
+/// own, and the walk recurses once per level, so deeper input is an error
+/// rather than a stack overflow. The same limit as serde_json's parser.
+pub(crate) const MAX_NESTING: usize = 128;
+
+impl<'a> Walk<'a> {
+    /// The walk of a value one level further in.
+    fn inner<E: serde::de::Error>(&mut self, keep_str: bool) -> std::result::Result<Walk<'_>, E> {
+        if self.depth >= MAX_NESTING {
+            return Err(E::custom(format!(
+                "document nested more than {MAX_NESTING} levels deep"
+            )));
+        }
+        Ok(Walk {
+            out: &mut *self.out,
+            keep_str,
+            depth: self.depth + 1,
+        })
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
@@ -149,14 +173,19 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_none<E>(self) -> std::result::Result<Node<'de>, E> {
         Ok(Node::Other)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_newtype_struct<D: Deserializer<'de>>(
-        self,
+    fn visit_some<D: Deserializer<'de>>(
+        mut self,
         d: D,
     ) -> std::result::Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
+        let keep_str = self.keep_str;
+        d.deserialize_any(self.inner(keep_str)?)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        mut self,
+        d: D,
+    ) -> std::result::Result<Node<'de>, D::Error> {
+        let keep_str = self.keep_str;
+        d.deserialize_any(self.inner(keep_str)?)
     }
     fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Node<'de>, E> {
         Ok(if self.keep_str {
@@ -187,27 +216,24 @@ impl<'de> Visitor<'de> for Walk<'_> {
             Node::Other
         })
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Node<'de>, A::Error> {
-        while seq
-            .next_element_seed(Walk {
-                out: &mut *self.out,
-                keep_str: false,
-            })?
-            .is_some()
-        {}
+    fn visit_seq<A: SeqAccess<'de>>(
+        mut self,
+        mut seq: A,
+    ) -> std::result::Result<Node<'de>, A::Error> {
+        while seq.next_element_seed(self.inner(false)?)?.is_some() {}
         Ok(Node::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Node<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> std::result::Result<Node<'de>, A::Error> {
         let mut entries = 0usize;
         let mut class_name = None;
         let mut id = None;
         while let Some(field) = map.next_key_seed(FieldSeed)? {
             entries += 1;
             let keep_str = !matches!(field, Field::Other);
-            let node = map.next_value_seed(Walk {
-                out: &mut *self.out,
-                keep_str,
-            })?;
+            let node = map.next_value_seed(self.inner(keep_str)?)?;
             match field {
                 Field::ClassName => class_name = Some(node),
                 Field::Id => id = Some(node),

@@ -30,6 +30,7 @@ pub(crate) mod read;
 mod state;
 pub(crate) mod write;
 
+pub(crate) use state::Limits;
 use state::State;
 
 tokio::task_local! {
@@ -82,6 +83,7 @@ struct Inner {
     /// This thread's own copy of the store's tenant: every key the context
     /// makes clones it.
     tenant: Arc<str>,
+    limits: Limits,
     state: Mutex<State>,
     flush_lock: tokio::sync::Mutex<()>,
     /// The runtime of a `blocking::Store`, used to fetch on the spot.
@@ -139,11 +141,17 @@ pub(crate) fn with_current<R>(f: impl Fn(&Context) -> R) -> Option<R> {
 impl Context {
     /// A new, empty scope over `conn` in `tenant`; `runtime` is the blocking
     /// store's, when there is one.
-    pub(crate) fn new(conn: Conn, tenant: Arc<str>, runtime: Option<Handle>) -> Self {
+    pub(crate) fn new(
+        conn: Conn,
+        tenant: Arc<str>,
+        limits: Limits,
+        runtime: Option<Handle>,
+    ) -> Self {
         Context {
             inner: Arc::new(Inner {
                 conn,
                 tenant,
+                limits,
                 state: Mutex::new(State::default()),
                 flush_lock: tokio::sync::Mutex::new(()),
                 runtime,
@@ -157,6 +165,17 @@ impl Context {
 
     pub(crate) fn tenant(&self) -> &Arc<str> {
         &self.inner.tenant
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// Evicts the records known longest until the cache fits its budget:
+    /// called between operations, never while a value is being decoded.
+    pub(crate) fn trim_cache(&self) {
+        let budget = self.inner.limits.cache_bytes;
+        self.lock().trim(budget);
     }
 
     /// The runtime of the blocking store this context belongs to, if any.

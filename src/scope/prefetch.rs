@@ -119,6 +119,7 @@ impl Context {
     /// [`Context::prefetch_interned`]: the first level into a [`Plan`], the
     /// others into the cache.
     pub(crate) async fn prefetch_planned(&self, found: Vec<(Arc<str>, Uuid)>) -> Result<Plan> {
+        self.trim_cache();
         let (plan, nested) = self.load_level(found).await?;
         if let Err(e) = self.prefetch_levels(nested, MAX_DEPTH - 1).await {
             self.settle(plan);
@@ -294,16 +295,19 @@ impl Context {
     fn settle(&self, plan: Plan) {
         let mut st = self.lock();
         for (key, data) in plan.keys.iter().zip(plan.data) {
-            if let Some(slot) = st.cache.get_mut(&KeyRef(&key.class_name, key.id)) {
-                let Cached::Loading(level, _) = *slot else {
-                    continue;
-                };
-                match data {
-                    Some(data) => *slot = Cached::Data(data),
-                    None if level == plan.level => *slot = Cached::Missing,
-                    None => {}
-                }
-            }
+            let Some(slot) = st.cache.get_mut(&KeyRef(&key.class_name, key.id)) else {
+                continue;
+            };
+            let Cached::Loading(level, _) = *slot else {
+                continue;
+            };
+            *slot = match data {
+                Some(data) => Cached::Data(data),
+                None if level == plan.level => Cached::Missing,
+                None => continue,
+            };
+            let weight = slot.weight();
+            st.known(&CacheKey(Arc::clone(&key.class_name), key.id), 0, weight);
         }
     }
 
@@ -315,6 +319,7 @@ impl Context {
     /// Loads every reference not yet known, one backend round trip per
     /// nesting level, following the references each loaded record carries.
     pub(crate) async fn prefetch_interned(&self, pending: Vec<(Arc<str>, Uuid)>) -> Result<()> {
+        self.trim_cache();
         self.prefetch_levels(pending, MAX_DEPTH).await
     }
 }

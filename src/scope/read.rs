@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::parked::{park, take_parked_matching};
 use super::prefetch::with_planned;
-use super::state::{CacheKey, Cached, KeyRef};
+use super::state::{CacheKey, Cached, KeyRef, Limits};
 use super::{current_or_err, no_scope, with_current, Context, MAX_DEPTH};
 use crate::class_name::{class_name, Expected};
 use crate::error::{Error, Result};
@@ -26,6 +26,82 @@ use crate::reference::Reference;
 thread_local! {
     /// Externals being deserialized on this thread right now (nesting guard).
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// What the read running on this thread may still decode.
+    static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
+}
+
+/// What one read (a `from_json`, a `get`, …) may still decode: a value is a
+/// tree, and records that name one record many times are decoded once per
+/// name, so the work of a read is bounded by these, not by what is stored.
+#[derive(Clone, Copy)]
+struct Budget {
+    references: usize,
+    bytes: usize,
+    limits: Limits,
+}
+
+/// Runs `f`, one read, under the limits of `limits` (unless a read is
+/// already running on this thread: then `f` is part of it).
+pub(crate) fn reading<R>(limits: Limits, f: impl FnOnce() -> R) -> R {
+    let _read = ReadGuard::enter(limits);
+    f()
+}
+
+/// The budget of the read running on this thread, installed while it runs.
+struct ReadGuard {
+    installed: bool,
+}
+
+impl ReadGuard {
+    fn enter(limits: Limits) -> ReadGuard {
+        let installed = BUDGET
+            .try_with(|b| {
+                if b.get().is_some() {
+                    return false;
+                }
+                b.set(Some(Budget {
+                    references: limits.max_references,
+                    bytes: limits.max_bytes,
+                    limits,
+                }));
+                true
+            })
+            .unwrap_or(false);
+        ReadGuard { installed }
+    }
+}
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        if self.installed {
+            let _ = BUDGET.try_with(|b| b.set(None));
+        }
+    }
+}
+
+/// Charges the read running on this thread for decoding one record of
+/// `len` bytes; an error once it has used up its limits.
+fn charge(class: &str, id: Uuid, len: usize) -> Result<()> {
+    let Ok(Some(mut budget)) = BUDGET.try_with(Cell::get) else {
+        return Ok(());
+    };
+    let Limits {
+        max_references,
+        max_bytes,
+        ..
+    } = budget.limits;
+    if budget.references == 0 || budget.bytes < len {
+        return Err(Error::validation(format!(
+            "reading {class} {id} goes over the limits of one read ({max_references} \
+             references, {max_bytes} bytes of stored values): values that name one record \
+             many times are decoded once per name; raise the limits with \
+             Store::with_read_limits if such values are expected"
+        )));
+    }
+    budget.references -= 1;
+    budget.bytes -= len;
+    let _ = BUDGET.try_with(|b| b.set(Some(budget)));
+    Ok(())
 }
 
 /// Resolves the reference `(class, id)` to a value of the class `expected`
@@ -87,6 +163,13 @@ fn decode_known<T: DeserializeOwned>(known: Option<&[u8]>, class: &str, id: Uuid
 /// Decodes a stored value of `class`, its externals resolving in the
 /// current context.
 fn decode<T: DeserializeOwned>(data: &[u8], class: &str, id: Uuid) -> Result<T> {
+    // A value read by plain serde inside a scope, outside any toast read,
+    // is a read of its own.
+    let _read = match BUDGET.try_with(Cell::get) {
+        Ok(None) => with_current(Context::limits).map(ReadGuard::enter),
+        _ => None,
+    };
+    charge(class, id, data.len())?;
     let _depth = DepthGuard::enter(class)?;
     // Checked as UTF-8 once, in one pass, rather than string by string
     // (which is what serde_json does when reading from bytes).
@@ -125,7 +208,19 @@ impl Context {
         let records = match (&self.blocking_handle(), Handle::try_current()) {
             (Some(runtime), Err(_)) => runtime.block_on(fut)?,
             (_, Ok(handle)) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| handle.block_on(fut))?
+                if tokio::task::try_id().is_some() {
+                    // A task, on one of the runtime's workers: the worker's
+                    // other tasks move to another thread while it blocks.
+                    tokio::task::block_in_place(|| handle.block_on(fut))?
+                } else {
+                    // Not a task: a `block_on` or a `LocalSet`'s `run_until`
+                    // on a thread of the caller's, where tokio forbids
+                    // `block_in_place`. The workers run the load while this
+                    // thread waits for it.
+                    std::thread::scope(|s| s.spawn(|| handle.block_on(fut)).join()).map_err(
+                        |_| Error::backend_msg("loading a reference on the spot panicked"),
+                    )??
+                }
             }
             _ => {
                 return Err(Error::validation(format!(
@@ -138,7 +233,11 @@ impl Context {
         };
         let data = records.into_iter().next().map(|r| r.data);
         let known = data.clone().map_or(Cached::Missing, Cached::Data);
-        self.lock().cache.insert(ck.clone(), known);
+        let weight = known.weight();
+        let mut st = self.lock();
+        st.trim(self.limits().cache_bytes);
+        let before = st.cache.insert(ck.clone(), known).map_or(0, |c| c.weight());
+        st.known(ck, before, weight);
         Ok(data)
     }
 
@@ -161,7 +260,7 @@ impl Context {
         if !record.refs.is_empty() {
             self.prefetch(record.refs).await?;
         }
-        self.sync_scope(|| decode(&record.data, &class, reference.id))
+        self.sync_scope(|| reading(self.limits(), || decode(&record.data, &class, reference.id)))
     }
 
     /// Prefetches `references` (one round trip per nesting level), then decodes
@@ -172,10 +271,12 @@ impl Context {
     ) -> Result<Vec<T>> {
         self.prefetch(references.to_vec()).await?;
         self.sync_scope(|| {
-            references
-                .iter()
-                .map(|r| resolve::<T>(&r.class_name, r.id, Expected::of::<T>()))
-                .collect()
+            reading(self.limits(), || {
+                references
+                    .iter()
+                    .map(|r| resolve::<T>(&r.class_name, r.id, Expected::of::<T>()))
+                    .collect()
+            })
         })
     }
 }

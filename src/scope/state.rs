@@ -1,5 +1,6 @@
 //! What a scope holds: the write buffer, the read cache and a parked error.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -54,6 +55,58 @@ pub(crate) struct State {
     pub(crate) parked: Option<Parked>,
     /// The last prefetch level's number ([`Cached::Loading`]).
     pub(crate) loads: u64,
+    /// What the cache's known records weigh ([`Cached::weight`]).
+    pub(crate) cache_bytes: usize,
+    /// The cache's keys in the order their records became known: the first
+    /// evicted by [`State::trim`]. A key may appear more than once (a record
+    /// known again after an update); only its first place counts.
+    pub(crate) cache_order: VecDeque<CacheKey>,
+}
+
+/// What a record the cache knows weighs beyond its data: its key, its slot.
+const ENTRY_WEIGHT: usize = 64;
+
+impl State {
+    /// Accounts for `key`'s record having become known in the cache, where
+    /// it weighed `before` ([`Cached::weight`]) and now weighs `now`.
+    pub(crate) fn known(&mut self, key: &CacheKey, before: usize, now: usize) {
+        self.cache_bytes = self.cache_bytes.saturating_sub(before) + now;
+        if now > 0 {
+            self.cache_order.push_back(key.clone());
+        }
+    }
+
+    /// Evicts the records known longest until the cache weighs at most
+    /// `budget` bytes. Records a prefetch is loading are never evicted; the
+    /// buffer (records not yet flushed) is not the cache's and is untouched.
+    pub(crate) fn trim(&mut self, budget: usize) {
+        while self.cache_bytes > budget {
+            let Some(key) = self.cache_order.pop_front() else {
+                break;
+            };
+            let loading = matches!(self.cache.get(&key), Some(Cached::Loading(..)));
+            if !loading {
+                if let Some(gone) = self.cache.remove(&key) {
+                    self.cache_bytes = self.cache_bytes.saturating_sub(gone.weight());
+                }
+            }
+        }
+        // A key known again many times (one record updated over and over)
+        // leaves its older places behind: drop them once they outnumber the
+        // keys.
+        if self.cache_order.len() > 2 * self.cache.len() + 1024 {
+            let mut seen = hashbrown::HashSet::with_capacity_and_hasher(
+                self.cache.len(),
+                SeededHash::default(),
+            );
+            let cache = &self.cache;
+            self.cache_order.retain(|key| {
+                cache
+                    .get(key)
+                    .is_some_and(|c| c.weight() > 0 && seen.insert(key.clone()))
+            });
+        }
+    }
 }
 
 /// What the cache knows of a record.
@@ -71,6 +124,15 @@ pub(crate) enum Cached {
 }
 
 impl Cached {
+    /// What this costs the cache's budget (nothing while loading).
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            Cached::Data(data) => ENTRY_WEIGHT + data.len(),
+            Cached::Missing => ENTRY_WEIGHT,
+            Cached::Loading(..) => 0,
+        }
+    }
+
     /// The record's data, or `None` when missing; `None` when not known.
     pub(crate) fn known(&self) -> Option<Option<Bytes>> {
         match self {
@@ -85,4 +147,26 @@ impl Cached {
 pub(crate) struct Parked {
     pub(crate) message: String,
     pub(crate) error: Error,
+}
+
+/// How much one read may do, and how much a scope keeps: see
+/// [`crate::Store::with_read_limits`] and [`crate::Store::with_cache_budget`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// References one read may resolve.
+    pub(crate) max_references: usize,
+    /// Bytes of stored values one read may decode.
+    pub(crate) max_bytes: usize,
+    /// Bytes of known records a scope's cache keeps between operations.
+    pub(crate) cache_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_references: 1_000_000,
+            max_bytes: 256 << 20,
+            cache_bytes: 64 << 20,
+        }
+    }
 }

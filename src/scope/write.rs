@@ -101,22 +101,21 @@ impl Context {
         });
         let mut st = self.lock();
         // One lookup for "known and unchanged" and for the insert.
-        let changed = match st.cache.entry(ck.clone()) {
-            Entry::Occupied(known) if matches!(known.get(), Cached::Data(data) if *data == record.data) => {
-                false
+        let now = Cached::Data(record.data.clone());
+        let weight = now.weight();
+        let before = match st.cache.entry(ck.clone()) {
+            Entry::Occupied(known) if matches!(known.get(), Cached::Data(data) if *data == record.data) =>
+            {
+                return Ok(out);
             }
-            Entry::Occupied(mut known) => {
-                known.insert(Cached::Data(record.data.clone()));
-                true
-            }
+            Entry::Occupied(mut known) => known.insert(now).weight(),
             Entry::Vacant(slot) => {
-                slot.insert(Cached::Data(record.data.clone()));
-                true
+                slot.insert(now);
+                0
             }
         };
-        if changed {
-            st.buffer.insert(ck, record);
-        }
+        st.known(&ck, before, weight);
+        st.buffer.insert(ck, record);
         Ok(out)
     }
 
@@ -194,6 +193,8 @@ impl Context {
         }
         // On error, dropping `in_flight` puts the records back.
         drop(in_flight);
+        // The records written are known, and now evictable like any other.
+        self.trim_cache();
         result
     }
 }
