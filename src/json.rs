@@ -36,7 +36,7 @@ use crate::scope::{current_or_err, Context};
 /// assert_eq!(store.stats().records_saved, 1);
 /// # Ok(()) }
 /// ```
-pub async fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+pub async fn to_json<T: Serialize + Sync + ?Sized>(value: &T) -> Result<String> {
     let ctx = current_or_err()?;
     let text = encode(&ctx, || serde_json::to_string(value))?;
     ctx.flush().await?;
@@ -48,7 +48,7 @@ pub async fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
 /// # Errors
 ///
 /// As [`to_json`].
-pub async fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+pub async fn to_vec<T: Serialize + Sync + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let ctx = current_or_err()?;
     let bytes = encode(&ctx, || serde_json::to_vec(value))?;
     ctx.flush().await?;
@@ -60,7 +60,7 @@ pub async fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// # Errors
 ///
 /// As [`to_json`].
-pub async fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<serde_json::Value> {
+pub async fn to_value<T: Serialize + Sync + ?Sized>(value: &T) -> Result<serde_json::Value> {
     let ctx = current_or_err()?;
     let value = encode(&ctx, || serde_json::to_value(value))?;
     ctx.flush().await?;

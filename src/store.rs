@@ -289,7 +289,7 @@ impl Store {
     /// # Errors
     ///
     /// Whatever serializing the value or [`Backend::save`] returns.
-    pub async fn put<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
+    pub async fn put<T: Serialize + Sync + ?Sized>(&self, value: &T) -> Result<Reference> {
         self.context(None).put_new(value).await
     }
 

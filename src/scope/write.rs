@@ -142,7 +142,10 @@ impl Context {
     /// Stores `value` under a new random id with the externals inside it, in
     /// one save: `Store::put`. The record itself skips the buffer and cache
     /// (this context ends here).
-    pub(crate) async fn put_new<T: Serialize + ?Sized>(&self, value: &T) -> Result<Reference> {
+    pub(crate) async fn put_new<T: Serialize + Sync + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<Reference> {
         let class = class_name::<T>();
         let record = self.sync_scope(|| self.make_record(value, class, Some(Uuid::new_v4())))?;
         let reference = record.key.reference();
