@@ -15,8 +15,7 @@ use crate::record::{Key, ListEntry, ListQuery, Record};
 
 pub mod memory;
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
-mod batch;
+pub(crate) mod support;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
