@@ -71,7 +71,6 @@ impl ConnectUrl {
         })
     }
 
-    #[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
     /// Whether [`ConnectUrl::redacted`] hides everything between `://` and
     /// the last `@` (a URL whose password seems to hold an unencoded `/`,
     /// `?` or `#`): then the host, port, user and path parsed from it may

@@ -3,7 +3,8 @@
 //! `memory://` (no name) is a fresh, private map on every connect;
 //! `memory://NAME` is shared by every store in the process that connects to
 //! the same name, which lets tests open a "second process" on the same data.
-//! It takes no query options: any is refused with [`Error::Validation`].
+//! It takes no query options, user name or password: any is refused with
+//! [`Error::Validation`].
 
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
@@ -149,6 +150,13 @@ static OPTIONS: Known = Known {
 
 pub(crate) fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
     OPTIONS.check(url)?;
+    let parsed = url.dangerous_url();
+    if parsed.password().is_some() || !parsed.username().is_empty() || url.hides_authority() {
+        // The name would show them in `Debug`.
+        return Err(Error::validation(format!(
+            "store URL '{url}': memory://NAME takes no user name or password"
+        )));
+    }
     let name = url.opaque_path().trim_end_matches('/');
     if name.is_empty() {
         return Ok(Arc::new(MemoryBackend::new()));

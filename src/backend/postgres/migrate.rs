@@ -239,3 +239,85 @@ mod tests {
         assert!(migrate::check_not_newer(SCHEMA_VERSION, SCHEMA_VERSION).is_ok());
     }
 }
+
+/// Against the shared server (`TOAST_TEST_POSTGRES_URL`), in a schema of
+/// its own.
+#[cfg(test)]
+mod live {
+    use sha2::{Digest, Sha256};
+
+    use super::super::PostgresBackend;
+    use super::*;
+    use crate::backend::Backend;
+    use crate::url::ConnectUrl;
+
+    fn url(schema: &str) -> ConnectUrl {
+        let base = std::env::var("TOAST_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let sep = if base.contains('?') { '&' } else { '?' };
+        ConnectUrl::parse(&format!("{base}{sep}schema={schema}")).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checksums_are_recorded_verified_and_a_changed_migration_is_refused() {
+        let schema = format!("toast_sum_{}", uuid::Uuid::new_v4().simple());
+        let url = url(&schema);
+        let backend = PostgresBackend::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("the shared PostgreSQL server is not usable: {e}"));
+        let table = format!("\"{schema}\"._toast_migrations");
+        let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
+            "SELECT version, checksum FROM {table} ORDER BY version"
+        ))
+        .fetch_all(backend.pool())
+        .await
+        .unwrap();
+        let shipped: Vec<(i64, String)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, migrate::hex(&Sha256::digest(m.sql.as_bytes()))))
+            .collect();
+        assert_eq!(rows, shipped);
+
+        let set = |version: i64, checksum: String| {
+            let (backend, table) = (&backend, &table);
+            async move {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET checksum = $1 WHERE version = $2"
+                ))
+                .bind(checksum)
+                .bind(version)
+                .execute(backend.pool())
+                .await
+                .unwrap();
+            }
+        };
+        // The BLAKE3 checksums earlier releases wrote are verified too.
+        let legacy = blake3::hash(MIGRATIONS[0].sql.as_bytes())
+            .to_hex()
+            .to_string();
+        set(1, legacy).await;
+        PostgresBackend::connect(&url)
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        // A changed migration is refused, in either form.
+        let changed = blake3::hash(b"another migration").to_hex().to_string();
+        for checksum in [changed, "cd".repeat(32)] {
+            set(3, checksum).await;
+            let err = PostgresBackend::connect(&url).await.unwrap_err();
+            assert!(err.is_validation(), "{err:?}");
+            assert!(
+                err.to_string()
+                    .contains("migration 3 (key by id) was changed"),
+                "{err}"
+            );
+        }
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(backend.pool())
+            .await
+            .unwrap();
+        backend.close().await.unwrap();
+    }
+}

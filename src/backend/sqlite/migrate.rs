@@ -157,3 +157,56 @@ impl Steps for SqliteSteps<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::backend::Backend;
+    use crate::url::ConnectUrl;
+
+    #[tokio::test]
+    async fn checksums_are_recorded_verified_and_a_changed_migration_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let url = ConnectUrl::parse(&url).unwrap();
+        let backend = SqliteBackend::connect(&url).await.unwrap();
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT version, checksum FROM _toast_migration_checksums ORDER BY version",
+        )
+        .fetch_all(&backend.pool)
+        .await
+        .unwrap();
+        let shipped: Vec<(i64, String)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, migrate::hex(&Sha256::digest(m.sql.as_bytes()))))
+            .collect();
+        assert_eq!(rows, shipped);
+
+        // A changed migration is refused, before anything is written.
+        sqlx::query("UPDATE _toast_migration_checksums SET checksum = ? WHERE version = 2")
+            .bind("ab".repeat(32))
+            .execute(&backend.pool)
+            .await
+            .unwrap();
+        backend.close().await.unwrap();
+        let err = SqliteBackend::connect(&url).await.unwrap_err();
+        assert!(err.is_validation(), "{err:?}");
+        assert!(err.to_string().contains("migration 2"), "{err}");
+        assert!(err.to_string().contains("was changed"), "{err}");
+
+        // Rows without a checksum, as earlier releases left them, are taken
+        // as applied.
+        let pool = SqlitePool::connect(&format!("sqlite://{}", dir.path().join("m.db").display()))
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM _toast_migration_checksums")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let again = SqliteBackend::connect(&url).await.unwrap();
+        assert_eq!(again.schema_version().await.unwrap(), latest());
+    }
+}

@@ -12,7 +12,8 @@
 //! | `busy_timeout` | 5 | seconds (decimals allowed) a writer waits for the write lock |
 //!
 //! Any other option is refused with [`Error::Validation`] naming it, so a
-//! misspelt one (`?pool_mx=8`) is not silently ignored.
+//! misspelt one (`?pool_mx=8`) is not silently ignored; so is a URL with a
+//! password or a port (`sqlite://u:pw@file.db`), which the path would show.
 //!
 //! # Storage
 //!

@@ -38,6 +38,14 @@ impl Settings {
                  sqlite:///var/lib/app.db (absolute)"
             )));
         }
+        let parsed = url.dangerous_url();
+        if parsed.password().is_some() || parsed.port().is_some() {
+            // The path would show the password in errors and `Debug`.
+            return Err(options.invalid(
+                "sqlite://PATH takes no user name, password or port (is this URL meant \
+                 for another backend?)",
+            ));
+        }
         let pool_max = options
             .whole("pool_max", 1, "connections")?
             .unwrap_or(DEFAULT_POOL_MAX);
@@ -79,6 +87,8 @@ mod tests {
             "sqlite://a.db?busy_timeout=-1",
             "sqlite://a.db?busy_timeout=soon",
             "sqlite://",
+            "sqlite://u:pw@a.db",
+            "sqlite://u:5/pw@a.db",
         ] {
             let err = settings(bad).unwrap_err();
             assert!(err.is_validation(), "{bad}: {err}");

@@ -33,8 +33,15 @@ impl Known {
     pub(crate) fn check<'u>(&'static self, url: &'u ConnectUrl) -> Result<Options<'u>> {
         for (name, _) in url.dangerous_url().query_pairs() {
             if !self.own.contains(&&*name) && !self.is_driver(&name) {
+                // A URL whose redaction hides its authority may hold a piece
+                // of its password anywhere, the option names included.
+                let name = if url.hides_authority() {
+                    "(hidden with the password)".into()
+                } else {
+                    format!("'{name}'")
+                };
                 return Err(Error::validation(format!(
-                    "store URL '{url}': unknown option '{name}'; {} options: {}{}",
+                    "store URL '{url}': unknown option {name}; {} options: {}{}",
                     self.backend,
                     list(self.own),
                     self.driver_list()
