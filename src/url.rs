@@ -23,6 +23,7 @@ pub struct ConnectUrl {
     raw: String,
     parsed: url::Url,
     redacted: String,
+    hides_authority: bool,
 }
 
 impl ConnectUrl {
@@ -52,37 +53,30 @@ impl ConnectUrl {
                 parsed.scheme()
             )));
         }
-        let secret_param = parsed.query_pairs().any(|(k, _)| is_secret_param(&k));
-        let redacted = if parsed.password().is_some() || secret_param {
-            let mut shown = parsed.clone();
-            if shown.password().is_some() {
-                // Setting a password only fails for URLs that cannot have one,
-                // and this one has one.
-                let _ = shown.set_password(Some("***"));
-            }
-            if secret_param {
-                let pairs: Vec<(String, String)> = parsed
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if is_secret_param(&k) {
-                            "***".into()
-                        } else {
-                            v.into_owned()
-                        };
-                        (k.into_owned(), v)
-                    })
-                    .collect();
-                shown.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            shown.to_string()
-        } else {
+        // An '@' after the authority is most likely the end of a password
+        // holding an unencoded '/', '?' or '#' (`postgres://app:55/pw@db/x`
+        // parses with host `app` and path `/pw@db/x`): shown as text that
+        // does not parse, with everything up to the last '@' hidden.
+        let hides_authority = stray_at(&parsed);
+        let redacted = if hides_authority {
             redacted
+        } else {
+            redact_parsed(&parsed)
         };
         Ok(ConnectUrl {
             raw: raw.to_owned(),
             parsed,
             redacted,
+            hides_authority,
         })
+    }
+
+    /// Whether [`ConnectUrl::redacted`] hides everything between `://` and
+    /// the last `@` (a URL whose password seems to hold an unencoded `/`,
+    /// `?` or `#`): then the host, port, user and path parsed from it may
+    /// hold pieces of the password and must not be shown either.
+    pub(crate) fn hides_authority(&self) -> bool {
+        self.hides_authority
     }
 
     /// The scheme, lower-case (`sqlite`, `postgres`, …).
@@ -153,48 +147,104 @@ impl fmt::Debug for ConnectUrl {
     }
 }
 
-/// Query parameters whose value is a secret (`?password=…`, as sqlx accepts).
-fn is_secret_param(name: &str) -> bool {
+/// Whether a query option's value is a secret: its name contains (in any
+/// case) `password`, `passwd`, `pwd`, `secret`, `token` or `key`. The one
+/// redaction rule of toast: such values, and the URL's password, are shown
+/// as `***`.
+pub(crate) fn is_secret_param(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["password", "passwd", "pwd", "secret", "token"]
+    ["password", "passwd", "pwd", "secret", "token", "key"]
         .iter()
         .any(|s| name.contains(s))
 }
 
-/// Redacts the password of a URL given as text, even a malformed one:
-/// `scheme://user:secret@host` → `scheme://user:***@host`.
-pub fn redact(raw: &str) -> String {
-    let shown = redact_userinfo(raw);
-    // Mask `?password=…`-style parameters too, even in text that does not parse.
-    let Some((head, query)) = shown.split_once('?') else {
-        return shown;
-    };
-    let masked: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{head}?{}", masked.join("&"))
+/// Whether the path, query or fragment of a parsed URL holds an `@`.
+fn stray_at(parsed: &url::Url) -> bool {
+    parsed.path().contains('@')
+        || parsed.query().is_some_and(|q| q.contains('@'))
+        || parsed.fragment().is_some_and(|f| f.contains('@'))
 }
 
-fn redact_userinfo(raw: &str) -> String {
+/// A parsed URL with its password and its secret query options as `***`.
+fn redact_parsed(parsed: &url::Url) -> String {
+    let secret_param = parsed.query_pairs().any(|(k, _)| is_secret_param(&k));
+    if parsed.password().is_none() && !secret_param {
+        return parsed.to_string();
+    }
+    let mut shown = parsed.clone();
+    if shown.password().is_some() {
+        // Setting a password only fails for URLs that cannot have one,
+        // and this one has one.
+        let _ = shown.set_password(Some("***"));
+    }
+    if secret_param {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_param(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
+/// Redacts a URL given as text, even a malformed one: the password
+/// (`scheme://user:secret@host` → `scheme://user:***@host`; when what
+/// precedes the last `@` holds a `/`, `?` or `#`, all of it:
+/// `redis://:pw#1@host/` → `redis://***@host/`) and the value of every
+/// secret query option (`?password=…`, `?api_key=…`, …).
+pub fn redact(raw: &str) -> String {
+    let (head, tail) = redact_userinfo(raw);
+    format!("{head}{}", mask_pairs(tail))
+}
+
+/// The text up to and including the redacted user part, and the rest.
+fn redact_userinfo(raw: &str) -> (String, &str) {
     let Some((scheme, rest)) = raw.split_once("://") else {
-        return raw.to_owned();
+        return (String::new(), raw);
     };
-    // The authority ends at the first '/', '?' or '#'; userinfo ends at its last '@'.
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return raw.to_owned();
+    let Some(at) = rest.rfind('@') else {
+        return (format!("{scheme}://"), rest);
     };
-    let userinfo = &authority[..at];
-    let shown_userinfo = match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{user}:***"),
-        None => userinfo.to_owned(),
+    let userinfo = &rest[..at];
+    let shown = if userinfo.contains(['/', '?', '#']) {
+        "***".to_owned()
+    } else {
+        match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***"),
+            None => userinfo.to_owned(),
+        }
     };
-    format!("{scheme}://{shown_userinfo}{}", &rest[at..])
+    (format!("{scheme}://{shown}"), &rest[at..])
+}
+
+/// `name=value` pieces of `text` (between `?`, `&`, `;` and `#`) with a
+/// secret name get `***` for their value.
+fn mask_pairs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let end = rest.find(['?', '&', ';', '#']).unwrap_or(rest.len());
+        let piece = &rest[..end];
+        match piece.split_once('=') {
+            Some((k, _)) if is_secret_param(k) => {
+                out.push_str(k);
+                out.push_str("=***");
+            }
+            _ => out.push_str(piece),
+        }
+        let Some(delimiter) = rest[end..].chars().next() else {
+            return out;
+        };
+        out.push(delimiter);
+        rest = &rest[end + delimiter.len_utf8()..];
+    }
 }
 
 #[cfg(test)]
@@ -238,5 +288,61 @@ mod tests {
         assert!(u.query_number::<u32>("missing").unwrap().is_none());
         let bad = ConnectUrl::parse("sqlite://x.db?pool=many").unwrap();
         assert!(bad.query_number::<u32>("pool").unwrap_err().is_validation());
+    }
+
+    #[test]
+    fn every_secret_looking_option_is_redacted() {
+        let u = ConnectUrl::parse(
+            "postgres://u:pw1@h/db?sslpassword=pw2&API_Key=pw3&token=pw4&client_secret=pw5\
+             &passwd=pw6&pwd=pw7&sslmode=require",
+        )
+        .unwrap();
+        for shown in [u.to_string(), format!("{u:?}")] {
+            for n in 1..=7 {
+                assert!(!shown.contains(&format!("pw{n}")), "{shown}");
+            }
+            assert!(shown.contains("sslmode=require"), "{shown}");
+            assert!(shown.contains("API_Key=***"), "{shown}");
+        }
+        assert!(!u.hides_authority());
+    }
+
+    #[test]
+    fn a_password_with_unencoded_delimiters_is_hidden_up_to_the_last_at() {
+        for (raw, shown) in [
+            ("redis://:hunter#2secret@host/", "redis://***@host/"),
+            ("rediss://u:a/b?c@host:1/0", "rediss://***@host:1/0"),
+            (
+                "postgres://app:5555/Secret9@host/db",
+                "postgres://***@host/db",
+            ),
+            (
+                "postgresql://app:5555?Secret9@host/db",
+                "postgresql://***@host/db",
+            ),
+            ("sqlite://u:x/Secret9@file.db", "sqlite://***@file.db"),
+            ("memory://u:5/Secret9@name", "memory://***@name"),
+            (
+                "postgres://u:1/Secret9@h/db?password=Secret9&a=1",
+                "postgres://***@h/db?password=***&a=1",
+            ),
+        ] {
+            assert_eq!(redact(raw), shown, "{raw}");
+            match ConnectUrl::parse(raw) {
+                Ok(u) => {
+                    assert_eq!(u.redacted(), shown, "{raw}");
+                    assert!(u.hides_authority(), "{raw}");
+                    assert!(!format!("{u:?}").contains("Secret9"), "{raw}");
+                }
+                Err(e) => {
+                    let text = format!("{e} {e:?}");
+                    assert!(text.contains(shown), "{raw}: {text}");
+                    assert!(
+                        !text.contains("Secret9") && !text.contains("2secret"),
+                        "{text}"
+                    );
+                }
+            }
+        }
     }
 }

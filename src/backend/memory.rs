@@ -3,6 +3,8 @@
 //! `memory://` (no name) is a fresh, private map on every connect;
 //! `memory://NAME` is shared by every store in the process that connects to
 //! the same name, which lets tests open a "second process" on the same data.
+//! It takes no query options, user name or password: any is refused with
+//! [`Error::Validation`].
 
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
@@ -13,10 +15,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::backend::support::{Known, Page, Reference, SeededHash};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::record::{Key, ListEntry, ListQuery, Record};
-use crate::reference::Reference;
 use crate::url::ConnectUrl;
 
 /// Records in maps, in 16 shards by id, each behind a lock that is
@@ -98,8 +100,8 @@ fn each_run<'a, T, G>(
     Ok(())
 }
 
-/// std's map with toast's seeded hash ([`crate::SeededHash`]).
-type HashMap<K, V> = std::collections::HashMap<K, V, crate::SeededHash>;
+/// std's map with toast's seeded hash.
+type HashMap<K, V> = std::collections::HashMap<K, V, SeededHash>;
 
 type Tenants = HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Uuid, Stored>>>;
 
@@ -138,7 +140,23 @@ fn runs<'s, 'a, T>(
 static NAMED: LazyLock<Mutex<BTreeMap<String, Arc<MemoryBackend>>>> =
     LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
+/// The options of `memory://`: none.
+static OPTIONS: Known = Known {
+    backend: "memory",
+    own: &[],
+    driver: &[],
+    driver_families: &[],
+};
+
 pub(crate) fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
+    OPTIONS.check(url)?;
+    let parsed = url.dangerous_url();
+    if parsed.password().is_some() || !parsed.username().is_empty() || url.hides_authority() {
+        // The name would show them in `Debug`.
+        return Err(Error::validation(format!(
+            "store URL '{url}': memory://NAME takes no user name or password"
+        )));
+    }
     let name = url.opaque_path().trim_end_matches('/');
     if name.is_empty() {
         return Ok(Arc::new(MemoryBackend::new()));
@@ -320,10 +338,7 @@ impl Backend for MemoryBackend {
                 updated_at: stored.updated_at,
             }));
         }
-        entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        Ok(entries.into_iter().skip(offset).take(limit).collect())
+        Ok(Page::of(query).of_entries(entries))
     }
 }
 

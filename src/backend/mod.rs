@@ -17,8 +17,7 @@ pub use crate::url::ConnectUrl;
 
 pub mod memory;
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
-mod batch;
+pub(crate) mod support;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

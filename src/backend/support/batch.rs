@@ -64,7 +64,7 @@ pub(crate) fn distinct(keys: &[Key]) -> Vec<&Key> {
         }
         return out;
     }
-    let hasher = crate::SeededHash::default;
+    let hasher = super::SeededHash::default;
     let mut ids: HashSet<Uuid, _> = HashSet::with_capacity_and_hasher(keys.len(), hasher());
     if keys.iter().all(|k| ids.insert(k.id)) {
         return keys.iter().collect();
