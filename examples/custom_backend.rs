@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use toast::{Backend, ConnectUrl, Error, Key, ListEntry, ListQuery, Record, Reference};
+use toast::backend::{ConnectUrl, Key, ListEntry, ListQuery, Record};
+use toast::{Backend, Error, Reference};
 use uuid::Uuid;
 
 /// `files://DIR`: one file per record at `DIR/<hex tenant>/<hex class>/<id>.json`.

@@ -119,6 +119,3 @@ pub use registry::{register_backend, registered_schemes};
 pub use scope::parked::take_error;
 pub use scope::{current, flush, Context};
 pub use store::{scope, Store};
-
-// Merge shims (removed once the backends import these through `backend::support`).
-pub(crate) use hash::SeededHash;

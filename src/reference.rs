@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-pub(crate) use crate::recent::Recent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

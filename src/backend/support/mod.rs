@@ -20,8 +20,8 @@ pub(crate) use paging::Page;
 
 /// A few most recently used values, compared by content (Redis key heads).
 #[cfg(feature = "redis")]
-pub(crate) use crate::reference::Recent;
+pub(crate) use crate::recent::Recent;
 /// The references a record holds.
 pub(crate) use crate::reference::Reference;
 /// std's maps with toast's seeded hash.
-pub(crate) use crate::SeededHash;
+pub(crate) use crate::hash::SeededHash;
