@@ -374,8 +374,13 @@ async fn json_holding_nul_is_a_validation_error_naming_the_record_and_nothing_is
     Ok(())
 }
 
+/// The conformance suite checks the upsert itself (created_at kept,
+/// updated_at, refs and schema_version replaced, the later duplicate wins,
+/// a repeated key deleted once); PostgreSQL adds JSONB's text form and a key
+/// loaded twice coming back once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upsert_keeps_created_at_moves_updated_at_and_the_last_duplicate_wins() -> TestResult {
+async fn an_upserted_record_reads_back_in_jsonb_text_form_and_a_key_loaded_twice_comes_once(
+) -> TestResult {
     let store = connect(&shared_url()).await;
     let tenant = unique("upsert");
     let backend = store.backend();
@@ -398,14 +403,6 @@ async fn upsert_keeps_created_at_moves_updated_at_and_the_last_duplicate_wins() 
     assert_eq!(got.len(), 1);
     let got = &got[0];
     assert_eq!(&got.data[..], br#"{"v": 3}"#, "JSONB's text form");
-    assert_eq!(got.created_at, first.created_at, "created_at kept");
-    assert_eq!(
-        got.updated_at.timestamp_micros(),
-        third.updated_at.timestamp_micros(),
-        "updated_at moved (PostgreSQL keeps microseconds)"
-    );
-    assert_eq!(got.refs, third.refs);
-    assert_eq!(got.schema_version, 7);
 
     // Loading a key twice returns it once.
     let twice = backend
@@ -661,46 +658,6 @@ async fn a_batch_above_the_chunk_size_is_saved_whole_and_loaded_in_one_query() -
     let loaded = store.backend().load(&keys).await?;
     assert_eq!(loaded.len(), records.len());
     assert_eq!(store.backend().delete(&keys).await?, 12_000);
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_is_newest_first_and_paged_within_one_tenant() -> TestResult {
-    let store = connect(&shared_url()).await;
-    let tenant = unique("list");
-    let base = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
-    let mut records = Vec::new();
-    for i in 0..5i64 {
-        let mut r = record(&tenant, "Todo", Uuid::new_v4(), &i.to_string());
-        r.created_at = base + chrono::Duration::seconds(i);
-        records.push(r);
-    }
-    // Two with the same created_at: the larger id comes first.
-    let mut tie_a = record(&tenant, "Todo", Uuid::from_u128(1), "\"a\"");
-    let mut tie_b = record(&tenant, "Todo", Uuid::from_u128(2), "\"b\"");
-    tie_a.created_at = base - chrono::Duration::seconds(10);
-    tie_b.created_at = tie_a.created_at;
-    records.push(tie_a.clone());
-    records.push(tie_b.clone());
-    records.push(record(&unique("other"), "Todo", Uuid::new_v4(), "0"));
-    records.push(record(&tenant, "NotTodo", Uuid::new_v4(), "0"));
-    store.backend().save(&records).await?;
-
-    let view = store.tenant(&tenant);
-    let all = view.list("Todo", 0, 100).await?;
-    let expected: Vec<Uuid> = [4, 3, 2, 1, 0]
-        .iter()
-        .map(|&i| records[i].key.id)
-        .chain([tie_b.key.id, tie_a.key.id])
-        .collect();
-    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), expected);
-    let page = view.list("Todo", 2, 3).await?;
-    assert_eq!(
-        page.iter().map(|r| r.id).collect::<Vec<_>>(),
-        expected[2..5]
-    );
-    assert!(view.list("Todo", 100, 10).await?.is_empty());
-    assert!(view.list("Todo", 0, 0).await?.is_empty());
     Ok(())
 }
 

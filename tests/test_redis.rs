@@ -366,66 +366,6 @@ async fn an_update_keeps_created_at_on_the_server() {
 }
 
 #[tokio::test]
-async fn list_is_newest_first_paged_and_scoped() {
-    let (store, _) = shared_store().await;
-    let mut refs = Vec::new();
-    for i in 0..5u32 {
-        refs.push(store.put(&i).await.unwrap());
-    }
-    store.put(&"another class".to_owned()).await.unwrap();
-    store.tenant(unique("other")).put(&99u32).await.unwrap();
-
-    let newest_first: Vec<Reference> = refs.iter().rev().cloned().collect();
-    assert_eq!(store.list_of::<u32>(0, 100).await.unwrap(), newest_first);
-    assert_eq!(
-        store.list_of::<u32>(1, 2).await.unwrap(),
-        newest_first[1..3].to_vec()
-    );
-    assert!(store.list_of::<u32>(5, 10).await.unwrap().is_empty());
-    assert!(store.list("NoSuchClass", 0, 10).await.unwrap().is_empty());
-
-    // Ties on created_at are broken by id, descending.
-    let now = chrono::Utc::now();
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    for id in [a, b] {
-        let mut r = Record::new(
-            Key::new(store.tenant_name(), "Tie", id),
-            &b"1"[..],
-            Vec::new(),
-        );
-        r.created_at = now;
-        store.backend().save(&[r]).await.unwrap();
-    }
-    let ids: Vec<Uuid> = store
-        .list("Tie", 0, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(ids, vec![a.max(b), a.min(b)]);
-}
-
-#[tokio::test]
-async fn delete_counts_and_empty_batches_do_nothing() {
-    let (store, _) = shared_store().await;
-    let a = store.put(&1u8).await.unwrap();
-    let b = store.put(&2u8).await.unwrap();
-    let missing = Key::new(store.tenant_name(), "u8", Uuid::new_v4());
-    let keys = [
-        store.key_for(&a),
-        store.key_for(&b),
-        missing,
-        store.key_for(&a),
-    ];
-    assert_eq!(store.backend().delete(&keys).await.unwrap(), 2);
-    assert_eq!(store.backend().delete(&keys).await.unwrap(), 0);
-    assert_eq!(store.backend().delete(&[]).await.unwrap(), 0);
-    store.backend().save(&[]).await.unwrap();
-    assert!(store.backend().load(&[]).await.unwrap().is_empty());
-}
-
-#[tokio::test]
 async fn corrupted_records_and_foreign_keys_are_errors_not_panics() {
     let (store, prefix) = shared_store().await;
     let mut conn = admin(&shared_url());
