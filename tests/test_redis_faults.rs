@@ -34,7 +34,7 @@ async fn an_unreachable_server_is_a_prompt_connection_error() {
 }
 
 #[tokio::test]
-async fn auth_with_password_and_acl_user_and_no_secret_in_errors() {
+async fn the_right_password_connects_and_is_nowhere_in_debug() {
     let password = "pw-s3cret-4711";
     let server = ThrowawayRedis::start_with_password(password);
 
@@ -44,6 +44,12 @@ async fn auth_with_password_and_acl_user_and_no_secret_in_errors() {
     assert_eq!(store.get::<String>(&r).await.unwrap(), "authenticated");
     assert!(!format!("{store:?}").contains(password));
     assert!(store.url().contains(":***@"), "{}", store.url());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_connection_error_without_a_secret() {
+    let password = "pw-s3cret-4711";
+    let server = ThrowawayRedis::start_with_password(password);
 
     // A wrong password: a clear Connection error, no secret in it.
     let wrong = "wrong-pw-0815";
@@ -55,6 +61,12 @@ async fn auth_with_password_and_acl_user_and_no_secret_in_errors() {
     assert!(text.contains("authentication failed"), "{text}");
     assert!(text.contains(":***@"), "{text}");
     assert!(!text.contains(wrong) && !text.contains(password), "{text}");
+}
+
+#[tokio::test]
+async fn no_password_where_one_is_required_says_so() {
+    let password = "pw-s3cret-4711";
+    let server = ThrowawayRedis::start_with_password(password);
 
     // No password where one is required: says so.
     let err = Store::connect(&format!("redis://127.0.0.1:{}/", server.port()))
@@ -62,6 +74,12 @@ async fn auth_with_password_and_acl_user_and_no_secret_in_errors() {
         .unwrap_err();
     assert!(err.is_connection(), "{err}");
     assert!(err.to_string().contains("requires a password"), "{err}");
+}
+
+#[tokio::test]
+async fn an_acl_user_connects_with_its_own_password_and_not_with_a_wrong_one() {
+    let password = "pw-s3cret-4711";
+    let server = ThrowawayRedis::start_with_password(password);
 
     // An ACL user with its own password.
     let acl_password = "alice-pw-9876";
