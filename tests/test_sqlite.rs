@@ -196,8 +196,10 @@ async fn a_newer_schema_is_refused_without_writing() {
     );
 }
 
-#[tokio::test]
-async fn one_transaction_per_flush_and_timestamps_and_refs_stored() {
+/// A document with three externals (a `Doc`, its `Vec<Item>` of 3,000 items
+/// and its first `Item`) flushed to a new file: the store, the file's URL and
+/// the directory that holds it.
+async fn flush_a_big_document() -> (Store, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = url(&dir, "tx.db");
     let store = Store::connect(&url).await.unwrap();
@@ -222,7 +224,18 @@ async fn one_transaction_per_flush_and_timestamps_and_refs_stored() {
         .await
         .unwrap()
         .unwrap();
+    (store, url, dir)
+}
+
+#[tokio::test]
+async fn a_flush_of_a_big_document_is_one_transaction() {
+    let (store, _url, _dir) = flush_a_big_document().await;
     assert_eq!(store.stats().save_calls, 1);
+}
+
+#[tokio::test]
+async fn classes_refs_and_timestamps_are_stored_in_their_columns() {
+    let (_store, url, _dir) = flush_a_big_document().await;
     let pool = raw(&url).await;
     let rows = sqlx::query(
         "SELECT class_name, refs, created_at, updated_at FROM toast_records ORDER BY class_name",

@@ -360,6 +360,8 @@ async fn upsert(store: &Store, ns: &str) -> CheckResult {
     let mut second = record(&tenant, "Up", id, r#"{"v":2}"#);
     second.created_at = micros(Utc::now());
     second.updated_at = second.created_at;
+    second.refs = vec![Reference::new("Other", Uuid::nil())];
+    second.schema_version = 7;
     save(store, std::slice::from_ref(&second)).await?;
     let loaded = load(store, std::slice::from_ref(&first.key)).await?;
     let [got] = loaded.as_slice() else {
@@ -383,10 +385,25 @@ async fn upsert(store: &Store, ns: &str) -> CheckResult {
             got.updated_at, second.updated_at
         ));
     }
-    // The same key twice in one save: the later record wins.
+    if got.refs != second.refs {
+        return Err(format!(
+            "an update left the refs at {:?}, expected {:?}",
+            got.refs, second.refs
+        ));
+    }
+    if got.schema_version != second.schema_version {
+        return Err(format!(
+            "an update left schema_version at {}, expected {}",
+            got.schema_version, second.schema_version
+        ));
+    }
+    // The same key twice in one save: the later record wins, and the stored
+    // created_at is still kept.
     let third = record(&tenant, "Up", id, r#"{"v":3}"#);
-    let fourth = record(&tenant, "Up", id, r#"{"v":4}"#);
-    save(store, &[third, fourth]).await?;
+    let mut fourth = record(&tenant, "Up", id, r#"{"v":4}"#);
+    fourth.created_at = micros(Utc::now());
+    fourth.updated_at = fourth.created_at;
+    save(store, &[third, fourth.clone()]).await?;
     let loaded = load(store, std::slice::from_ref(&first.key)).await?;
     let [got] = loaded.as_slice() else {
         return Err(format!(
@@ -400,6 +417,18 @@ async fn upsert(store: &Store, ns: &str) -> CheckResult {
         return Err(format!(
             "a save holding one key twice kept {}, not the later record",
             String::from_utf8_lossy(&got.data)
+        ));
+    }
+    if micros(got.created_at) != first.created_at {
+        return Err(format!(
+            "a save holding one key twice moved created_at from {} to {}",
+            first.created_at, got.created_at
+        ));
+    }
+    if micros(got.updated_at) != fourth.updated_at {
+        return Err(format!(
+            "a save holding one key twice left updated_at at {}, expected the later record's {}",
+            got.updated_at, fourth.updated_at
         ));
     }
     cleanup(store, &[first.key]).await
@@ -478,6 +507,39 @@ async fn delete(store: &Store, ns: &str) -> CheckResult {
         return Err(format!(
             "Store::delete gave {deleted} then {again}, expected true then false"
         ));
+    }
+    // A key named twice counts once; the same delete again counts nothing.
+    let pair: Vec<Record> = (0..2)
+        .map(|i| record(&tenant, "Del", Uuid::new_v4(), &json_text(i)))
+        .collect();
+    save(store, &pair).await?;
+    let missing = Key::new(tenant.as_str(), "Del", Uuid::new_v4());
+    let keys = [
+        pair[0].key.clone(),
+        pair[1].key.clone(),
+        missing,
+        pair[0].key.clone(),
+    ];
+    for (round, want) in [(1, 2u64), (2, 0)] {
+        let deleted = store
+            .backend()
+            .delete(&keys)
+            .await
+            .map_err(|e| format!("delete with a repeated key failed: {e}"))?;
+        if deleted != want {
+            return Err(format!(
+                "delete {round} of 2 existing keys (one named twice) and a missing one \
+                 reported {deleted}, expected {want}"
+            ));
+        }
+    }
+    let deleted = store
+        .backend()
+        .delete(&[])
+        .await
+        .map_err(|e| format!("delete of no keys failed: {e}"))?;
+    if deleted != 0 {
+        return Err(format!("delete of no keys reported {deleted}"));
     }
     Ok(())
 }
@@ -652,6 +714,13 @@ async fn list(store: &Store, ns: &str) -> std::result::Result<bool, String> {
         r.updated_at = r.created_at;
         records.push(r);
     }
+    // Two with the same created_at, older than the rest: the larger id first.
+    for id in [Uuid::from_u128(1), Uuid::from_u128(2)] {
+        let mut r = record(&tenant, "Listed", id, &json_text(0));
+        r.created_at = base - Duration::seconds(10);
+        r.updated_at = r.created_at;
+        records.push(r);
+    }
     // Another class and another tenant must not show up.
     records.push(record(&tenant, "Unlisted", Uuid::new_v4(), "{}"));
     records.push(record(
@@ -677,11 +746,17 @@ async fn list(store: &Store, ns: &str) -> std::result::Result<bool, String> {
         .list(&probe)
         .await
         .map_err(|e| format!("list failed: {e}"))?;
-    let want: Vec<Uuid> = records[..5].iter().rev().map(|r| r.key.id).collect();
+    let want: Vec<Uuid> = records[..5]
+        .iter()
+        .rev()
+        .map(|r| r.key.id)
+        .chain([Uuid::from_u128(2), Uuid::from_u128(1)])
+        .collect();
     let got: Vec<Uuid> = all.iter().map(|e| e.id).collect();
     if got != want {
         return Err(format!(
-            "list is not newest first or not isolated: {got:?} != {want:?}"
+            "list is not newest first (ties: larger id first) or not isolated: \
+             {got:?} != {want:?}"
         ));
     }
     let page = store
@@ -700,7 +775,99 @@ async fn list(store: &Store, ns: &str) -> std::result::Result<bool, String> {
             &want[1..3]
         ));
     }
+    let past_the_end = u64::try_from(want.len()).unwrap_or(u64::MAX);
+    for (offset, limit) in [(past_the_end, 10), (100, 10), (0, 0)] {
+        let page = store
+            .backend()
+            .list(&ListQuery {
+                offset,
+                limit,
+                ..probe.clone()
+            })
+            .await
+            .map_err(|e| format!("paged list failed: {e}"))?;
+        if !page.is_empty() {
+            return Err(format!(
+                "list offset {offset} limit {limit} of {} records gave {} entries, expected none",
+                want.len(),
+                page.len()
+            ));
+        }
+    }
+    list_through_the_store(&store.tenant(&*tenant), &want).await?;
     let keys: Vec<Key> = records.iter().map(|r| r.key.clone()).collect();
     cleanup(store, &keys).await?;
+    list_puts_in_sequence(store, ns).await?;
     Ok(true)
+}
+
+/// `Store::list` of class `Listed` in `store`'s tenant gives `want` (its ids,
+/// in order) as references, paged; an unknown class lists nothing.
+async fn list_through_the_store(store: &Store, want: &[Uuid]) -> CheckResult {
+    let refs = |ids: &[Uuid]| -> Vec<Reference> {
+        ids.iter().map(|id| Reference::new("Listed", *id)).collect()
+    };
+    let all = store
+        .list("Listed", 0, 100)
+        .await
+        .map_err(|e| format!("Store::list failed: {e}"))?;
+    if all != refs(want) {
+        return Err(format!(
+            "Store::list gave {all:?}, expected {:?}",
+            refs(want)
+        ));
+    }
+    let page = store
+        .list("Listed", 2, 3)
+        .await
+        .map_err(|e| format!("Store::list failed: {e}"))?;
+    if page != refs(&want[2..5]) {
+        return Err(format!(
+            "Store::list offset 2 limit 3 gave {page:?}, expected {:?}",
+            refs(&want[2..5])
+        ));
+    }
+    let unknown = store
+        .list("NoSuchClass", 0, 10)
+        .await
+        .map_err(|e| format!("Store::list failed: {e}"))?;
+    if !unknown.is_empty() {
+        return Err(format!("a class never written listed {unknown:?}"));
+    }
+    Ok(())
+}
+
+/// Values put one after another list newest first, paged, past the end empty.
+async fn list_puts_in_sequence(store: &Store, ns: &str) -> CheckResult {
+    let tenant = store.tenant(format!("{ns}-list-puts"));
+    let mut refs = Vec::new();
+    for i in 0..5u32 {
+        refs.push(
+            tenant
+                .put(&i)
+                .await
+                .map_err(|e| format!("put failed: {e}"))?,
+        );
+    }
+    let newest_first: Vec<Reference> = refs.iter().rev().cloned().collect();
+    for (offset, limit, want) in [
+        (0, 100, &newest_first[..]),
+        (1, 2, &newest_first[1..3]),
+        (5, 10, &[][..]),
+    ] {
+        let got = tenant
+            .list_of::<u32>(offset, limit)
+            .await
+            .map_err(|e| format!("Store::list_of failed: {e}"))?;
+        if got != want {
+            return Err(format!(
+                "five puts in sequence listed at offset {offset} limit {limit} as {got:?}, \
+                 expected {want:?}"
+            ));
+        }
+    }
+    for r in &refs {
+        tenant.delete(r).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

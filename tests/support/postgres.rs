@@ -430,3 +430,87 @@ mod fresh {
         }
     }
 }
+
+#[cfg(feature = "postgres")]
+#[allow(unused_imports)] // not every test binary that includes `support` uses each
+pub use store::{connect, drop_schema, nested, raw, record, Leaf, Mid, TestResult, Top};
+
+/// What the PostgreSQL test files share: a nested document, connections to a
+/// server, and records built by hand.
+#[cfg(feature = "postgres")]
+mod store {
+    use serde::{Deserialize, Serialize};
+    use sqlx::Connection;
+    use toast::{Key, Record, Store};
+    use uuid::Uuid;
+
+    pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Leaf {
+        pub n: u64,
+        #[serde(with = "toast::external")]
+        pub blob: String,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Mid {
+        pub name: String,
+        #[serde(with = "toast::external")]
+        pub leaves: Vec<Leaf>,
+        #[serde(with = "toast::external")]
+        pub note: Leaf,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Top {
+        pub id: u64,
+        #[serde(with = "toast::external")]
+        pub mids: Vec<Mid>,
+        #[serde(with = "toast::external")]
+        pub extra: Mid,
+    }
+
+    /// Three levels of externals: Top → (Vec<Mid>, Mid) → (Vec<Leaf>, Leaf) → String.
+    pub fn nested(seed: &str) -> Top {
+        let leaf = |n: u64| Leaf {
+            n,
+            blob: format!("{seed}-blob-{n}-{}", "x".repeat(200)),
+        };
+        let mid = |m: u64| Mid {
+            name: format!("{seed}-mid-{m}"),
+            leaves: (0..3).map(|i| leaf(m * 10 + i)).collect(),
+            note: leaf(m * 10 + 9),
+        };
+        Top {
+            id: 7,
+            mids: (0..3).map(mid).collect(),
+            extra: mid(5),
+        }
+    }
+
+    pub async fn connect(url: &str) -> Store {
+        Store::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL test server not usable at {url}: {e}"))
+    }
+
+    pub async fn raw(url: &str) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL test server not reachable at {url}: {e}"))
+    }
+
+    pub async fn drop_schema(url: &str, schema: &str) {
+        let mut conn = raw(url).await;
+        let _ = sqlx::Executor::execute(
+            &mut conn,
+            format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str(),
+        )
+        .await;
+    }
+
+    pub fn record(tenant: &str, class: &str, id: Uuid, data: &str) -> Record {
+        Record::new(Key::new(tenant, class, id), data.to_owned(), vec![])
+    }
+}

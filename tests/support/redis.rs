@@ -318,3 +318,77 @@ impl Drop for ThrowawayRedis {
 pub fn calls_in(calls: &[(String, u64)], name: &str) -> u64 {
     calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
 }
+
+#[allow(unused_imports)] // not every test binary that includes `support` uses each
+pub use store::{full_text, nested_doc, Doc, Leaf, Middle, Top};
+
+/// What the Redis test files share: a nested document and the full text of
+/// an error.
+mod store {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Leaf {
+        pub text: String,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Middle {
+        pub name: String,
+        #[serde(with = "toast::external")]
+        pub leaves: Vec<Leaf>,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Top {
+        pub n: u32,
+        #[serde(with = "toast::external")]
+        pub middles: Vec<Middle>,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    pub struct Doc {
+        pub title: String,
+        #[serde(with = "toast::external")]
+        pub top: Top,
+    }
+
+    /// A document with externals three levels deep: `top` (level 1), its
+    /// `middles` (level 2), and each middle's `leaves` (level 3).
+    pub fn nested_doc(middles: usize) -> Doc {
+        Doc {
+            title: "nested".into(),
+            top: Top {
+                n: 7,
+                middles: (0..middles)
+                    .map(|m| Middle {
+                        name: format!("m{m}"),
+                        leaves: (0..3)
+                            .map(|l| Leaf {
+                                text: format!("leaf {m}/{l} {}", "x".repeat(200)),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// Display, Debug and the whole source chain of an error.
+    pub fn full_text(err: &toast::Error) -> String {
+        let mut text = format!("{err} | {err:?}");
+        let mut source = std::error::Error::source(err);
+        while let Some(e) = source {
+            text.push_str(&format!(" | {e} | {e:?}"));
+            source = e.source();
+        }
+        text
+    }
+}
+
+/// A store over `backend` (what `RedisBackend::into_store` was), shown as
+/// its redacted URL.
+pub fn store_of(backend: toast::backend::redis::RedisBackend) -> toast::Store {
+    let url = backend.url().to_owned();
+    toast::Store::from_arc(std::sync::Arc::new(backend), url)
+}
