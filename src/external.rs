@@ -5,6 +5,8 @@
 //! the id is derived from the content, so equal values share one record. On
 //! deserialization the reference is resolved from the scope's cache (filled by
 //! [`crate::from_json`]) or loaded on the spot where the thread may block.
+//! Externals nest at most 64 levels deep, on write and on read; deeper is an
+//! [`crate::Error::Validation`].
 //!
 //! # Examples
 //!

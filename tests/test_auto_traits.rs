@@ -19,7 +19,7 @@ fn handles_and_errors_are_send_and_sync() {
     assert_send_sync::<toast::Error>();
     assert_send_sync::<toast::Context>();
     assert_send_sync::<toast::Reference>();
-    assert_send_sync::<toast::Record>();
+    assert_send_sync::<toast::backend::Record>();
     assert_send_sync::<toast::External<Vec<u8>>>();
     assert_send_sync::<toast::blocking::Store>();
     assert_send_sync::<std::sync::Arc<dyn toast::Backend>>();

@@ -27,7 +27,7 @@ fn doc(name: &str) -> Doc {
 }
 
 /// `value` as JSON, its externals stored in `store`.
-async fn written<T: Serialize>(store: &Store, value: &T) -> String {
+async fn written<T: Serialize + Sync>(store: &Store, value: &T) -> String {
     toast::scope(store.clone(), toast::to_json(value))
         .await
         .unwrap()
@@ -107,7 +107,7 @@ async fn a_failed_flush_is_an_error_and_keeps_the_records() {
     })
     .await;
     result.unwrap();
-    let reference = toast::Reference::new("Item", toast::content_id("Item", br#"{"name":"kept"}"#));
+    let reference = toast::Reference::new("Item", support::content_id("Item", br#"{"name":"kept"}"#));
     assert_eq!(
         store.get::<Item>(&reference).await.unwrap(),
         Item {
@@ -286,7 +286,8 @@ async fn runaway_nesting_is_an_error_not_a_stack_overflow() {
         next: Option<Box<Chain>>,
     }
     let mut chain = Chain { next: None };
-    for _ in 0..(toast::MAX_DEPTH + 5) {
+    // Externals nest at most 64 levels deep (the documented limit).
+    for _ in 0..(64 + 5) {
         chain = Chain {
             next: Some(Box::new(chain)),
         };
@@ -304,8 +305,8 @@ async fn runaway_nesting_is_an_error_not_a_stack_overflow() {
     let store = Store::memory();
     let id = uuid::Uuid::new_v4();
     let me = format!(r#"{{"next":{{"class_name":"Box<Chain>","id":"{id}"}}}}"#);
-    let record = toast::Record::new(
-        toast::Key::new("default", "Box<Chain>", id),
+    let record = toast::backend::Record::new(
+        toast::backend::Key::new("default", "Box<Chain>", id),
         me.clone(),
         vec![toast::Reference::new("Box<Chain>", id)],
     );

@@ -1,6 +1,8 @@
 //! Errors: the right kind for each failure, messages that name the cause, the
 //! typed error recovered across serde, and no password anywhere.
 
+mod support;
+
 use serde::{Deserialize, Serialize};
 use toast::{Error, Reference, Store};
 use uuid::Uuid;
@@ -181,7 +183,7 @@ async fn nested_not_found_reaches_the_top_as_itself() {
     .unwrap()
     .unwrap();
     // Delete the innermost record.
-    let item_ref = Reference::new("Item", toast::content_id("Item", br#"{"name":"n"}"#));
+    let item_ref = Reference::new("Item", support::content_id("Item", br#"{"name":"n"}"#));
     assert!(store.delete(&item_ref).await.unwrap());
     let err = toast::scope(store, toast::from_json::<Outer>(&json))
         .await
@@ -218,7 +220,7 @@ async fn malformed_urls_are_validation_errors_without_the_password() {
 
 #[tokio::test]
 async fn store_debug_and_url_never_show_the_password() {
-    toast::register_backend("pwtest", |_url: toast::ConnectUrl| async {
+    toast::register_backend("pwtest", |_url: toast::backend::ConnectUrl| async {
         Ok(
             std::sync::Arc::new(toast::backend::memory::MemoryBackend::new())
                 as std::sync::Arc<dyn toast::Backend>,
@@ -234,7 +236,7 @@ async fn store_debug_and_url_never_show_the_password() {
 
 #[test]
 fn invalid_scheme_names_are_rejected() {
-    let make = |_url: toast::ConnectUrl| async {
+    let make = |_url: toast::backend::ConnectUrl| async {
         Ok(
             std::sync::Arc::new(toast::backend::memory::MemoryBackend::new())
                 as std::sync::Arc<dyn toast::Backend>,

@@ -14,7 +14,8 @@ use support::postgres::{
     FreshDatabase, TestResult, Top,
 };
 use support::unique;
-use toast::{Backend, Key, ListQuery, Record, Store};
+use toast::backend::{Key, ListQuery, Record};
+use toast::{Backend, Store};
 use uuid::Uuid;
 
 /// The schema the shared URL's stores use.

@@ -8,7 +8,8 @@ use support::postgres::{
     connect, drop_schema, nested, record, shared_url, unique_schema, with_option, TestResult,
     ThrowawayPostgres, Top,
 };
-use toast::{Backend, Key, ListQuery, Record};
+use toast::backend::{Key, ListQuery, Record};
+use toast::Backend;
 use uuid::Uuid;
 
 /// A backend with one connection on a schema of its own (named from
@@ -21,7 +22,7 @@ async fn one_connection_backend(
     let schema = unique_schema(prefix);
     let store_url = with_option(&url, &format!("schema={schema}&pool_max=1"));
     let backend =
-        toast::backend::postgres::PostgresBackend::connect(&toast::ConnectUrl::parse(&store_url)?)
+        toast::backend::postgres::PostgresBackend::connect(&toast::backend::ConnectUrl::parse(&store_url)?)
             .await?;
     Ok((url, schema, backend))
 }

@@ -16,7 +16,8 @@ use support::redis::{
 };
 use support::unique;
 use toast::backend::redis::RedisBackend;
-use toast::{External, Key, Record, Reference, Store};
+use toast::backend::{Key, Record};
+use toast::{External, Reference, Store};
 use uuid::Uuid;
 
 /// A store on the shared server under a fresh key prefix. Records expire

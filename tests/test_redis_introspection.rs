@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use support::redis::{calls_in, nested_doc, Doc, ThrowawayRedis};
-use toast::{External, Key, Record, Store};
+use toast::backend::{Key, Record};
+use toast::{External, Store};
 use uuid::Uuid;
 
 #[tokio::test]

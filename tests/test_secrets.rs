@@ -9,7 +9,9 @@ mod support;
 
 use std::error::Error as _;
 
-use toast::{ConnectUrl, Store};
+use toast::backend::ConnectUrl;
+
+use toast::Store;
 
 /// The secrets the URLs below carry; none may ever be shown.
 const SECRETS: [&str; 7] = [

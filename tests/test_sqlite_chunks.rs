@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use toast::{Key, Record, Store};
+use toast::backend::{Key, Record};
+
+use toast::Store;
 use uuid::Uuid;
 
 fn url(dir: &tempfile::TempDir) -> String {

@@ -188,7 +188,7 @@ async fn a_backend_that_builds_its_own_keys_is_read_like_any_other() {
     // backend reading names back from storage would return them.
     let rebuilt = Hooked::on_load(|mut records| {
         for r in &mut records {
-            r.key = toast::Key::new(
+            r.key = toast::backend::Key::new(
                 r.key.tenant.to_string(),
                 r.key.class_name.to_string(),
                 r.key.id,
@@ -211,7 +211,7 @@ async fn a_backend_that_builds_its_own_keys_is_read_like_any_other() {
 #[tokio::test]
 async fn a_flush_saves_its_records_in_the_order_their_values_were_serialized() {
     // What each save was given.
-    type Saves = std::sync::Arc<std::sync::Mutex<Vec<Vec<toast::Record>>>>;
+    type Saves = std::sync::Arc<std::sync::Mutex<Vec<Vec<toast::backend::Record>>>>;
     #[derive(Serialize)]
     struct Page {
         #[serde(with = "toast::external")]

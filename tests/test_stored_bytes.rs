@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use toast::{Key, Record, Reference, Store};
+use toast::backend::{Key, Record};
+
+use toast::{Reference, Store};
 use uuid::Uuid;
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]

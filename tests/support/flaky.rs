@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use toast::backend::memory::MemoryBackend;
-use toast::{Backend, Error, Key, Record};
+use toast::backend::{Key, Record};
+use toast::{Backend, Error};
 
 #[derive(Debug, Default)]
 pub struct Flaky {

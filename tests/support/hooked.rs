@@ -2,7 +2,8 @@
 //! load: for tests of how toast treats a backend's inputs and answers.
 
 use toast::backend::memory::MemoryBackend;
-use toast::{Backend, Key, Record};
+use toast::backend::{Key, Record};
+use toast::Backend;
 
 type SaveHook = Box<dyn Fn(&[Record]) + Send + Sync>;
 type LoadHook = Box<dyn Fn(Vec<Record>) -> Vec<Record> + Send + Sync>;

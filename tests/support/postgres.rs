@@ -441,7 +441,8 @@ pub use store::{connect, drop_schema, nested, raw, record, Leaf, Mid, TestResult
 mod store {
     use serde::{Deserialize, Serialize};
     use sqlx::Connection;
-    use toast::{Key, Record, Store};
+    use toast::backend::{Key, Record};
+    use toast::Store;
     use uuid::Uuid;
 
     pub type TestResult = Result<(), Box<dyn std::error::Error>>;

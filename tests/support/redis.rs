@@ -40,7 +40,9 @@ pub fn admin(url: &str) -> redis::Connection {
             panic!(
                 "cannot reach the Redis server at {} ({e}); start one (redis-server) or set \
                  TOAST_TEST_REDIS_URL",
-                toast::redact(url)
+                toast::backend::ConnectUrl::parse(url)
+                    .map(|u| u.redacted().to_owned())
+                    .unwrap_or_else(|_| "an unparseable URL".to_owned())
             )
         })
 }

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use toast::{Backend, Key, ListEntry, ListQuery, Record};
+use toast::backend::{Key, ListEntry, ListQuery, Record};
+use toast::Backend;
 use tower::ServiceExt;
 
 /// A response, read to the end.
