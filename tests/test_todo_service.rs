@@ -26,50 +26,11 @@ use axum::http::{header, StatusCode};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 use support::unique;
-use support::web::{Client, Intercepted, Reply};
+use support::web::{Client, Db, Intercepted, Reply};
 use toast::{Reference, Store};
 use todo_service::Details;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// A database for one test: a fresh SQLite file, or a fresh schema on the
-/// shared PostgreSQL server (and users, i.e. tenants, of its own either way).
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    #[cfg(feature = "postgres")]
-    _schema: Option<support::web::PgSchema>,
-}
-
-impl Db {
-    fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("todo.db").display());
-        Db {
-            url,
-            _dir: Some(dir),
-            #[cfg(feature = "postgres")]
-            _schema: None,
-        }
-    }
-
-    /// A fresh schema on the shared server, dropped at the end of the test.
-    #[cfg(feature = "postgres")]
-    fn postgres() -> Db {
-        let schema = support::web::PgSchema::new("todo_test");
-        Db {
-            url: schema.url.clone(),
-            _dir: None,
-            _schema: Some(schema),
-        }
-    }
-
-    async fn connect(&self) -> Store {
-        Store::connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
-    }
-}
 
 /// The service on a free port, stopped through its graceful-shutdown signal.
 struct Server {

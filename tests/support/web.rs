@@ -1,6 +1,7 @@
-//! Support for the web tests (issue 6): a small HTTP/1.1 client over hyper,
-//! the same requests through `tower::ServiceExt::oneshot`, and backends that
-//! slow down or fail `save` to observe when a flush happens.
+//! Support for the web tests: a small HTTP/1.1 client over hyper, the same
+//! requests through `tower::ServiceExt::oneshot`, a fresh database per test,
+//! and backends that slow down or fail `save` to observe when a flush
+//! happens.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use toast::{Backend, Key, ListEntry, ListQuery, Record};
+use toast::{Backend, Key, ListEntry, ListQuery, Record, Store};
 use tower::ServiceExt;
 
 /// A response, read to the end.
@@ -150,6 +151,45 @@ pub async fn http_send(addr: SocketAddr, request: Request<http_body_util::Full<B
         status: parts.status,
         headers: parts.headers,
         body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+/// A database for one test: a fresh SQLite file, or a fresh schema on the
+/// shared PostgreSQL server (and users, i.e. tenants, of its own either way).
+pub struct Db {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "postgres")]
+    _schema: Option<PgSchema>,
+}
+
+impl Db {
+    pub fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("todo.db").display());
+        Db {
+            url,
+            _dir: Some(dir),
+            #[cfg(feature = "postgres")]
+            _schema: None,
+        }
+    }
+
+    /// A fresh schema on the shared server, dropped at the end of the test.
+    #[cfg(feature = "postgres")]
+    pub fn postgres() -> Db {
+        let schema = PgSchema::new("todo_test");
+        Db {
+            url: schema.url.clone(),
+            _dir: None,
+            _schema: Some(schema),
+        }
+    }
+
+    pub async fn connect(&self) -> Store {
+        Store::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
     }
 }
 
