@@ -17,9 +17,15 @@
 //!
 //! # API
 //!
-//! Every request needs `Authorization: Bearer <user>` (401 otherwise); the
-//! user is the toast tenant, so a user never sees another user's todos: they
-//! answer 404, exactly like todos that do not exist.
+//! `GET /openapi.json` serves the OpenAPI 3.1 document of the API, generated
+//! from the handlers and the types below (`utoipa`): every path, method,
+//! parameter, body, status and the bearer authentication. The routes and
+//! the document are registered together (`utoipa_axum::routes!`), so a route
+//! cannot be served without being documented.
+//!
+//! Every other request needs `Authorization: Bearer <user>` (401 otherwise);
+//! the user is the toast tenant, so a user never sees another user's todos:
+//! they answer 404, exactly like todos that do not exist.
 //!
 //! | request | answer |
 //! | --- | --- |
@@ -30,6 +36,7 @@
 //! | `DELETE /todos/{id}` | 204 (the todo and its details are deleted) |
 //! | `POST /todos/{id}/toggle` | 200, the todo after the toggle |
 //! | `GET /details/{id}` | 200, the details value a todo's `details` reference names |
+//! | `GET /openapi.json` | 200, the OpenAPI document (no authentication) |
 //!
 //! A todo is
 //!
@@ -47,25 +54,29 @@
 //! `GET` can be sent back as it is; `id` (if given) must match the path, and
 //! `created_at` / `updated_at` are read-only and ignored.
 //!
-//! Errors are `{"error": "<message>"}`: 400 for malformed JSON, unknown
-//! fields, an empty title, an id that is not a UUID or a bad query string;
-//! 401 without a bearer user; 404 for anything that is not the caller's;
-//! 413 for a body over axum's default limit (2 MB); 500 (logged) when the
-//! storage fails, with an empty body when storing a request's writes failed
-//! (the layer drops the response that would have named them).
+//! Errors are `{"error": "<message>"}`, axum's own rejections included: 400
+//! for malformed JSON, unknown fields, an empty title, a string holding NUL
+//! (U+0000, which not every backend can store), an id that is not a UUID, a
+//! path that does not decode or a bad query string; 401 without a bearer
+//! user; 404 for anything that is not the caller's and for unknown routes;
+//! 405 for a method a route does not have (with `Allow`); 413 for a body
+//! over axum's default limit (2 MB); 415 for a body that is not
+//! `Content-Type: application/json`; 500 (logged) when the storage fails,
+//! with an empty body when storing a request's writes failed (the layer
+//! drops the response that would have named them).
 //!
 //! On Ctrl-C or SIGTERM the server stops accepting connections, lets the
 //! requests in flight finish (their writes are flushed by the layer), then
 //! closes the store.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -74,6 +85,10 @@ use serde_json::Value;
 use toast::tower::ScopeLayer;
 use toast::{External, Reference, Store};
 use tokio::net::TcpListener;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// `limit` when the query string gives none.
@@ -85,7 +100,7 @@ pub const MAX_TITLE: usize = 500;
 
 /// A todo as stored (one `External<Todo>` per todo, its id the todo's id)
 /// and as sent to clients.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct Todo {
     pub id: Uuid,
     pub title: String,
@@ -93,11 +108,12 @@ pub struct Todo {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Stored out of line under the todo's id; serialized as its reference.
+    #[schema(value_type = DetailsReference)]
     pub details: External<Details>,
 }
 
 /// The large part of a todo.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Details {
     #[serde(default)]
@@ -107,7 +123,7 @@ pub struct Details {
 }
 
 /// One line of a checklist.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistItem {
     pub text: String,
@@ -115,17 +131,110 @@ pub struct ChecklistItem {
     pub done: bool,
 }
 
+/// A todo's `details` as sent to clients: the toast reference of the record
+/// holding them (what `External<Details>` serializes to), resolved with
+/// `GET /details/{id}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetailsReference {
+    pub class_name: DetailsClass,
+    /// The todo's id.
+    pub id: Uuid,
+}
+
+/// The class name of every details record.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub enum DetailsClass {
+    Details,
+}
+
+/// `details` in an update: a new value, or the todo's own reference, meaning
+/// "unchanged" (so that a todo read with `GET` can be sent back as it is).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum DetailsUpdate {
+    Value(Details),
+    Unchanged(DetailsReference),
+}
+
+/// Every error answer.
+#[derive(Serialize, Deserialize, Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// What went wrong, for a human.
+    pub error: String,
+}
+
+// ---------------------------------------------------------------- the API
+
+/// The OpenAPI document's frame; the paths and schemas come from `routes()`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Todo service",
+        description = "Todos per user on toast; every user is a tenant and each todo's \
+                       details are stored out of line.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "todos", description = "The caller's todos and their details"),
+        (name = "meta", description = "The service itself"),
+    ),
+)]
+struct ApiDoc;
+
+/// The `bearer` security scheme every operation but `/openapi.json` requires.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("user name")
+                    .description(Some(
+                        "`Authorization: Bearer <user>`: the user (1 to 256 visible ASCII \
+                         characters, no whitespace) is the caller's tenant.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document, as `GET /openapi.json` serves it.
+#[derive(Clone)]
+struct Document(Arc<utoipa::openapi::OpenApi>);
+
+/// Every route, each registered with its part of the document.
+fn routes() -> OpenApiRouter<Document> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_todo, list_todos))
+        .routes(routes!(get_todo, update_todo, delete_todo))
+        .routes(routes!(toggle_todo))
+        .routes(routes!(get_details))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of [`app`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
 /// The service: every route inside a toast scope over the caller's tenant.
 pub fn app(store: Store) -> Router {
-    Router::new()
-        .route("/todos", post(create_todo).get(list_todos))
-        .route(
-            "/todos/{id}",
-            get(get_todo).put(update_todo).delete(delete_todo),
-        )
-        .route("/todos/{id}/toggle", post(toggle_todo))
-        .route("/details/{id}", get(get_details))
+    let (router, document) = routes().split_for_parts();
+    router
+        .with_state(Document(Arc::new(document)))
         .fallback(|| async { ApiError::not_found("no such route") })
+        // After the routes: it applies to the routes already added.
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        })
         // The tenant is the bearer user; requests without one run over the
         // store's own tenant, and the `User` extractor answers 401 before
         // any handler touches storage.
@@ -249,6 +358,67 @@ impl User {
     }
 }
 
+/// The `{id}` of the path, a UUID; its rejections are 400.
+#[derive(Debug, Clone, Copy)]
+pub struct TodoId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for TodoId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::rejected(e.status(), format!("invalid path: {}", e.body_text()))
+            })?;
+        parse_id(&text).map(TodoId)
+    }
+}
+
+/// A JSON request body: `Content-Type: application/json` (415 otherwise), at
+/// most axum's body limit (413), a `T` (400 otherwise, naming the problem).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: Request<axum::body::Body>,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a body with `Content-Type: application/json`",
+            ));
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
+        parse_body(&body).map(JsonBody)
+    }
+}
+
+/// Whether the request's `Content-Type` is `application/json` or
+/// `application/*+json` (parameters such as `charset` allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 // ---------------------------------------------------------------- errors
 
 /// An error answer: `{"error": message}` with its status.
@@ -259,33 +429,41 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
+            status,
             message: message.into(),
         }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
     fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::NOT_FOUND, message)
     }
 
     fn unauthorized() -> Self {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "missing or malformed `Authorization: Bearer <user>` header".into(),
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or malformed `Authorization: Bearer <user>` header",
+        )
+    }
+
+    /// One of axum's own rejections, in this service's shape. Those an
+    /// extractor answers with a 5xx are the service's fault, not the
+    /// client's: logged, and answered as any internal error.
+    fn rejected(status: StatusCode, message: String) -> Self {
+        if status.is_server_error() {
+            return ApiError::internal(&message);
         }
+        ApiError::new(status, message)
     }
 
     fn internal(message: &str) -> Self {
         tracing::error!("{message}");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "internal error".into(),
-        }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
 
     /// A storage error: 404 for a missing record, 500 (logged) otherwise.
@@ -294,10 +472,7 @@ impl ApiError {
             return ApiError::not_found(format!("{what} {id} not found"));
         }
         tracing::error!(%error, "storage failed");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "storage error".into(),
-        }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
     }
 }
 
@@ -305,7 +480,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            Json(ErrorBody {
+                error: self.message,
+            }),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -319,35 +496,55 @@ impl IntoResponse for ApiError {
 
 // ---------------------------------------------------------------- input
 
-#[derive(Deserialize)]
+/// A new todo.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTodo {
+    /// 1 to 500 characters, not only whitespace.
+    #[schema(min_length = 1, max_length = 500)]
     title: String,
+    /// Empty notes and checklist when not given.
     #[serde(default)]
+    #[schema(value_type = Option<Details>)]
     details: Option<Value>,
 }
 
-#[derive(Deserialize)]
+/// Changes to a todo: at least one of `title`, `completed`, `details`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateTodo {
+    /// If given, the id of the path.
     #[serde(default)]
     id: Option<Uuid>,
+    /// 1 to 500 characters, not only whitespace.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
     title: Option<String>,
     #[serde(default)]
     completed: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<DetailsUpdate>)]
     details: Option<Value>,
-    // Read-only; accepted so that a todo read with GET can be sent back.
+    /// Read-only: accepted (so that a todo read with GET can be sent back)
+    /// and ignored.
     #[serde(default, rename = "created_at")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
     _created_at: Option<Value>,
+    /// Read-only: accepted and ignored.
     #[serde(default, rename = "updated_at")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
     _updated_at: Option<Value>,
 }
 
-#[derive(Deserialize)]
+/// The page of `GET /todos`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// How many todos at most.
+    #[param(default = json!(DEFAULT_LIMIT), minimum = 0, maximum = 100)]
     limit: Option<u64>,
+    /// How many of the newest todos to skip.
+    #[param(default = json!(0), minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     offset: Option<u64>,
 }
 
@@ -361,6 +558,18 @@ fn parse_id(text: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("invalid id {text:?}: expected a UUID")))
 }
 
+/// Refuses NUL (U+0000) in a string the service stores: PostgreSQL cannot
+/// hold it, and the failure would only show when the request's writes are
+/// flushed, as a 500.
+fn check_text(what: &str, text: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        return Err(ApiError::bad_request(format!(
+            "{what} must not contain NUL (U+0000) characters"
+        )));
+    }
+    Ok(())
+}
+
 fn check_title(title: &str) -> Result<(), ApiError> {
     if title.trim().is_empty() {
         return Err(ApiError::bad_request("title must not be empty"));
@@ -370,7 +579,7 @@ fn check_title(title: &str) -> Result<(), ApiError> {
             "title is longer than {MAX_TITLE} characters"
         )));
     }
-    Ok(())
+    check_text("title", title)
 }
 
 /// What the client sent as `details`: a new value, or the todo's own
@@ -394,9 +603,13 @@ fn parse_details(value: Value, own: Option<&Reference>) -> Result<DetailsInput, 
             )),
         };
     }
-    serde_json::from_value(value)
-        .map(DetailsInput::Value)
-        .map_err(|e| ApiError::bad_request(format!("invalid details: {e}")))
+    let details: Details = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid details: {e}")))?;
+    check_text("details.notes", &details.notes)?;
+    for item in &details.checklist {
+        check_text("details.checklist[].text", &item.text)?;
+    }
+    Ok(DetailsInput::Value(details))
 }
 
 // ---------------------------------------------------------------- storage
@@ -433,8 +646,27 @@ fn stage(todo: Todo) -> Result<Todo, ApiError> {
 
 // ---------------------------------------------------------------- handlers
 
-async fn create_todo(user: User, body: Bytes) -> Result<Response, ApiError> {
-    let input: CreateTodo = parse_body(&body)?;
+/// Creates a todo.
+#[utoipa::path(
+    post,
+    path = "/todos",
+    tag = "todos",
+    request_body(content = CreateTodo, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new todo", body = Todo,
+            headers(("Location" = String, description = "`/todos/{id}` of the new todo"))),
+        (status = 400, description = "Malformed JSON, an unknown field, a bad title or details", body = ErrorBody),
+        (status = 401, description = "No `Authorization: Bearer <user>`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 413, description = "A body over 2 MB", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorBody),
+        (status = 500, description = "Storage failed (logged); empty body when storing the todo failed", body = ErrorBody),
+    ),
+)]
+async fn create_todo(
+    user: User,
+    JsonBody(input): JsonBody<CreateTodo>,
+) -> Result<Response, ApiError> {
     check_title(&input.title)?;
     let details = match input.details {
         None => Details::default(),
@@ -465,6 +697,20 @@ async fn create_todo(user: User, body: Bytes) -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// Lists the caller's todos, newest first.
+#[utoipa::path(
+    get,
+    path = "/todos",
+    tag = "todos",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of the caller's todos, newest first", body = Vec<Todo>),
+        (status = 400, description = "A bad query string, `limit` over 100 or `offset` over 2^63 - 1", body = ErrorBody),
+        (status = 401, description = "No `Authorization: Bearer <user>`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Storage failed (logged)", body = ErrorBody),
+    ),
+)]
 async fn list_todos(
     user: User,
     query: Result<Query<ListParams>, QueryRejection>,
@@ -502,19 +748,51 @@ async fn list_todos(
     Ok(Json(todos))
 }
 
-async fn get_todo(user: User, Path(id): Path<String>) -> Result<Json<Todo>, ApiError> {
-    let id = parse_id(&id)?;
+/// Reads a todo.
+#[utoipa::path(
+    get,
+    path = "/todos/{id}",
+    tag = "todos",
+    params(("id" = Uuid, Path, description = "The todo's id")),
+    responses(
+        (status = 200, description = "The todo", body = Todo),
+        (status = 400, description = "An id that is not a UUID", body = ErrorBody),
+        (status = 401, description = "No `Authorization: Bearer <user>`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such todo of the caller's", body = ErrorBody),
+        (status = 500, description = "Storage failed (logged)", body = ErrorBody),
+    ),
+)]
+async fn get_todo(user: User, TodoId(id): TodoId) -> Result<Json<Todo>, ApiError> {
     user.store()?;
     load_todo(id).await.map(Json)
 }
 
+/// Changes a todo's title, completion or details.
+#[utoipa::path(
+    put,
+    path = "/todos/{id}",
+    tag = "todos",
+    params(("id" = Uuid, Path, description = "The todo's id")),
+    request_body(content = UpdateTodo, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated todo", body = Todo),
+        (status = 400, description = "An id that is not a UUID or does not match the body's, \
+            malformed JSON, an unknown field, nothing to update, a bad title or details, \
+            another todo's reference", body = ErrorBody),
+        (status = 401, description = "No `Authorization: Bearer <user>`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such todo of the caller's", body = ErrorBody),
+        (status = 413, description = "A body over 2 MB", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorBody),
+        (status = 500, description = "Storage failed (logged); empty body when storing the todo failed", body = ErrorBody),
+    ),
+)]
 async fn update_todo(
     user: User,
-    Path(id): Path<String>,
-    body: Bytes,
+    TodoId(id): TodoId,
+    JsonBody(input): JsonBody<UpdateTodo>,
 ) -> Result<Json<Todo>, ApiError> {
-    let id = parse_id(&id)?;
-    let input: UpdateTodo = parse_body(&body)?;
     if input.id.is_some_and(|given| given != id) {
         return Err(ApiError::bad_request(
             "the id in the body does not match the id in the path",
@@ -547,8 +825,22 @@ async fn update_todo(
     stage(todo).map(Json)
 }
 
-async fn delete_todo(user: User, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+/// Deletes a todo and its details.
+#[utoipa::path(
+    delete,
+    path = "/todos/{id}",
+    tag = "todos",
+    params(("id" = Uuid, Path, description = "The todo's id")),
+    responses(
+        (status = 204, description = "Deleted, with its details"),
+        (status = 400, description = "An id that is not a UUID", body = ErrorBody),
+        (status = 401, description = "No `Authorization: Bearer <user>`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such todo of the caller's", body = ErrorBody),
+        (status = 500, description = "Storage failed (logged)", body = ErrorBody),
+    ),
+)]
+async fn delete_todo(user: User, TodoId(id): TodoId) -> Result<StatusCode, ApiError> {
     let store = user.store()?;
     // The todo and its details in one backend call.
     let deleted = store
@@ -561,8 +853,22 @@ async fn delete_todo(user: User, Path(id): Path<String>) -> Result<StatusCode, A
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn toggle_todo(user: User, Path(id): Path<String>) -> Result<Json<Todo>, ApiError> {
-    let id = parse_id(&id)?;
+/// Flips a todo's `completed`; a request body is ignored.
+#[utoipa::path(
+    post,
+    path = "/todos/{id}/toggle",
+    tag = "todos",
+    params(("id" = Uuid, Path, description = "The todo's id")),
+    responses(
+        (status = 200, description = "The todo after the toggle", body = Todo),
+        (status = 400, description = "An id that is not a UUID", body = ErrorBody),
+        (status = 401, description = "No `Authorization: Bearer <user>`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such todo of the caller's", body = ErrorBody),
+        (status = 500, description = "Storage failed (logged); empty body when storing the todo failed", body = ErrorBody),
+    ),
+)]
+async fn toggle_todo(user: User, TodoId(id): TodoId) -> Result<Json<Todo>, ApiError> {
     user.store()?;
     let mut todo = load_todo(id).await?;
     todo.completed = !todo.completed;
@@ -570,8 +876,22 @@ async fn toggle_todo(user: User, Path(id): Path<String>) -> Result<Json<Todo>, A
     stage(todo).map(Json)
 }
 
-async fn get_details(user: User, Path(id): Path<String>) -> Result<Json<Details>, ApiError> {
-    let id = parse_id(&id)?;
+/// Reads the details a todo's `details` reference names.
+#[utoipa::path(
+    get,
+    path = "/details/{id}",
+    tag = "todos",
+    params(("id" = Uuid, Path, description = "The todo's id (the reference's `id`)")),
+    responses(
+        (status = 200, description = "The details", body = Details),
+        (status = 400, description = "An id that is not a UUID", body = ErrorBody),
+        (status = 401, description = "No `Authorization: Bearer <user>`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such todo of the caller's", body = ErrorBody),
+        (status = 500, description = "Storage failed (logged)", body = ErrorBody),
+    ),
+)]
+async fn get_details(user: User, TodoId(id): TodoId) -> Result<Json<Details>, ApiError> {
     user.store()?;
     let reference = serde_json::to_value(details_reference(id))
         .map_err(|_| ApiError::internal("cannot encode a reference"))?;
@@ -579,4 +899,18 @@ async fn get_details(user: User, Path(id): Path<String>) -> Result<Json<Details>
         .await
         .map(|details| Json(details.into_inner()))
         .map_err(|e| ApiError::storage(e, "details", id))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document of this service", body = Object)),
+)]
+async fn openapi_json(State(Document(document)): State<Document>) -> Response {
+    // Serialized here, from a borrow: an `Arc` is `Serialize` only with
+    // serde's `rc` feature.
+    Json(document.as_ref()).into_response()
 }

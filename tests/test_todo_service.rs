@@ -1,9 +1,12 @@
 //! The Todo service of `examples/todo_service.rs`, driven over HTTP on a free
 //! port (and through `tower::ServiceExt::oneshot`), on SQLite and, with the
-//! `postgres` feature, on PostgreSQL (`TOAST_TEST_POSTGRES_URL`): every
-//! endpoint and its errors, isolation between users, persistence across a
-//! restart, concurrent creates, references loadable when a response arrives,
-//! and graceful shutdown.
+//! `postgres` feature, on PostgreSQL (`TOAST_TEST_POSTGRES_URL`): one test
+//! per endpoint and behaviour (each run over HTTP on every database and
+//! through `oneshot` on memory, and failing with the endpoint's name), the
+//! error answers (axum's rejections included), isolation between users,
+//! persistence across a restart, concurrent creates, references loadable when
+//! a response arrives, and graceful shutdown. The OpenAPI document is checked
+//! in `test_todo_openapi.rs`.
 #![cfg(all(feature = "tower", feature = "sqlite"))]
 
 mod support;
@@ -13,57 +16,21 @@ mod support;
 mod todo_service;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{header, StatusCode};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use support::unique;
-use support::web::{Client, Intercepted, Reply};
+use support::web::{Client, Db, Intercepted, Reply};
 use toast::{Reference, Store};
 use todo_service::Details;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// A database for one test: a fresh SQLite file, or a fresh schema on the
-/// shared PostgreSQL server (and users, i.e. tenants, of its own either way).
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    #[cfg(feature = "postgres")]
-    _schema: Option<support::web::PgSchema>,
-}
-
-impl Db {
-    fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("todo.db").display());
-        Db {
-            url,
-            _dir: Some(dir),
-            #[cfg(feature = "postgres")]
-            _schema: None,
-        }
-    }
-
-    /// A fresh schema on the shared server, dropped at the end of the test.
-    #[cfg(feature = "postgres")]
-    fn postgres() -> Db {
-        let schema = support::web::PgSchema::new("todo_test");
-        Db {
-            url: schema.url.clone(),
-            _dir: None,
-            _schema: Some(schema),
-        }
-    }
-
-    async fn connect(&self) -> Store {
-        Store::connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
-    }
-}
 
 /// The service on a free port, stopped through its graceful-shutdown signal.
 struct Server {
@@ -130,7 +97,6 @@ macro_rules! on_each_database {
 }
 
 on_each_database!(
-    every_endpoint_over_http,
     users_are_isolated,
     pages_are_newest_first,
     todos_survive_a_restart,
@@ -151,7 +117,13 @@ fn create_body(title: &str) -> String {
 }
 
 fn expect(reply: &Reply, status: StatusCode) -> Value {
-    assert_eq!(reply.status, status, "body: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        status,
+        "{}: body: {}",
+        reply.request,
+        reply.text()
+    );
     if reply.body.is_empty() {
         Value::Null
     } else {
@@ -163,10 +135,11 @@ fn expect_error(reply: &Reply, status: StatusCode, needle: &str) {
     let body = expect(reply, status);
     let message = body["error"]
         .as_str()
-        .unwrap_or_else(|| panic!("no error message: {body}"));
+        .unwrap_or_else(|| panic!("{}: no error message: {body}", reply.request));
     assert!(
         message.contains(needle),
-        "{message:?} does not mention {needle:?}"
+        "{}: {message:?} does not mention {needle:?}",
+        reply.request
     );
 }
 
@@ -189,12 +162,85 @@ async fn create(client: &Client, user: &str, title: &str) -> Value {
     )
 }
 
-/// Every endpoint, its answers and its errors, through `client`.
-async fn exercise_every_endpoint(client: &Client) {
+// ------------------------------------------------------------ one test per endpoint
+
+/// Runs each endpoint test over HTTP on each database (SQLite, and
+/// PostgreSQL with the feature) and through `oneshot` on memory; a failure
+/// names the endpoint (`named`).
+macro_rules! on_every_client {
+    ($($test:ident: $endpoint:literal),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_over_http() {
+                super::over_http(super::Db::sqlite(), $endpoint, super::$test).await;
+            }
+
+            #[cfg(feature = "postgres")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_over_http() {
+                super::over_http(super::Db::postgres(), $endpoint, super::$test).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_through_oneshot() {
+                super::through_oneshot($endpoint, super::$test).await;
+            }
+        }
+    )*};
+}
+
+on_every_client!(
+    post_todos_creates_a_todo: "POST /todos",
+    post_todos_without_details_stores_empty_details: "POST /todos",
+    post_todos_rejects_malformed_input: "POST /todos",
+    get_todos_lists_newest_first: "GET /todos",
+    get_todos_rejects_a_bad_query: "GET /todos",
+    get_todo_answers_the_todo: "GET /todos/{id}",
+    get_details_answers_the_details: "GET /details/{id}",
+    put_todo_changes_only_what_is_given: "PUT /todos/{id}",
+    put_todo_takes_back_a_todo_read_with_get: "PUT /todos/{id}",
+    put_todo_rejects_malformed_input: "PUT /todos/{id}",
+    toggle_todo_flips_completed: "POST /todos/{id}/toggle",
+    delete_todo_removes_it_and_its_details: "DELETE /todos/{id}",
+    bad_ids_answer_400: "every /{id} route with a bad id",
+    every_route_requires_a_bearer_user: "every route without a bearer user",
+    unknown_routes_answer_404: "an unknown route",
+    bodies_must_be_json: "POST /todos and PUT /todos/{id} without JSON",
+    bodies_over_the_limit_answer_413: "POST /todos and PUT /todos/{id} over 2 MB",
+    undecodable_path_ids_answer_400: "every /{id} route with an undecodable id",
+    other_methods_answer_405: "a method a route does not have",
+    nul_in_stored_strings_answers_400: "POST /todos and PUT /todos/{id} with NUL",
+);
+
+/// `test` against a server on a free port over `db`.
+async fn over_http<F: Future<Output = ()>>(db: Db, endpoint: &str, test: fn(Client) -> F) {
+    let server = Server::start(&db).await;
+    named(endpoint, test(server.client())).await;
+    server.stop().await;
+}
+
+/// `test` through `tower::ServiceExt::oneshot` on a memory store.
+async fn through_oneshot<F: Future<Output = ()>>(endpoint: &str, test: fn(Client) -> F) {
+    let client = Client::Router(todo_service::app(Store::memory()));
+    named(endpoint, test(client)).await;
+}
+
+/// Runs `test`; when it fails, fails again with `endpoint` in front of the
+/// message.
+async fn named(endpoint: &str, test: impl Future<Output = ()>) {
+    if let Err(panic) = AssertUnwindSafe(test).catch_unwind().await {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(a panic without a message)");
+        panic!("{endpoint}: {message}");
+    }
+}
+
+async fn post_todos_creates_a_todo(client: Client) {
     let user = unique("ada");
     let user = user.as_str();
-
-    // POST /todos
     let reply = client
         .post("/todos", user, &create_body("Write the report"))
         .await;
@@ -232,8 +278,11 @@ async fn exercise_every_endpoint(client: &Client) {
             "details"
         ])
     );
+}
 
-    // Without details: an empty details value.
+async fn post_todos_without_details_stores_empty_details(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
     let bare = expect(
         &client
             .post("/todos", user, r#"{"title": "No details"}"#)
@@ -247,114 +296,12 @@ async fn exercise_every_endpoint(client: &Client) {
         StatusCode::OK,
     );
     assert_eq!(empty, json!({"notes": "", "checklist": []}));
+}
 
-    // GET /todos/{id} and GET /details/{id}
-    let fetched = expect(
-        &client.get(&format!("/todos/{id}"), user).await,
-        StatusCode::OK,
-    );
-    assert_eq!(fetched, todo);
-    let fetched_details = expect(
-        &client.get(&format!("/details/{id}"), user).await,
-        StatusCode::OK,
-    );
-    assert_eq!(fetched_details["notes"], sample_details()["notes"]);
-    assert_eq!(
-        fetched_details["checklist"],
-        json!([{"text": "milk", "done": true}, {"text": "bread", "done": false}])
-    );
-
-    // GET /todos: newest first.
-    let list = expect(&client.get("/todos", user).await, StatusCode::OK);
-    assert_eq!(ids(&list), [id_of(&bare), id.clone()]);
-    assert_eq!(list[1], todo);
-
-    // PUT /todos/{id}: title only, completed only, details.
-    let path = format!("/todos/{id}");
-    let updated = expect(
-        &client
-            .send(
-                "PUT",
-                &path,
-                Some(user),
-                Some(r#"{"title": "Send the report"}"#),
-            )
-            .await,
-        StatusCode::OK,
-    );
-    assert_eq!(updated["title"], "Send the report");
-    assert_eq!(updated["completed"], false);
-    assert_eq!(updated["created_at"], todo["created_at"]);
-    assert_ne!(updated["updated_at"], todo["updated_at"]);
-    assert_eq!(updated["details"], todo["details"]);
-    let updated = expect(
-        &client
-            .send("PUT", &path, Some(user), Some(r#"{"completed": true}"#))
-            .await,
-        StatusCode::OK,
-    );
-    assert_eq!(updated["completed"], true);
-    assert_eq!(updated["title"], "Send the report");
-    let new_details = json!({"notes": "short", "checklist": []});
-    let updated = expect(
-        &client
-            .send(
-                "PUT",
-                &path,
-                Some(user),
-                Some(&json!({"details": new_details}).to_string()),
-            )
-            .await,
-        StatusCode::OK,
-    );
-    assert_eq!(
-        updated["details"], todo["details"],
-        "the details keep their id"
-    );
-    assert_eq!(
-        expect(
-            &client.get(&format!("/details/{id}"), user).await,
-            StatusCode::OK
-        ),
-        new_details
-    );
-    // A todo read with GET can be sent back as it is (details as its own reference).
-    let mut round_trip = expect(&client.get(&path, user).await, StatusCode::OK);
-    round_trip["title"] = json!("Round trip");
-    let updated = expect(
-        &client
-            .send("PUT", &path, Some(user), Some(&round_trip.to_string()))
-            .await,
-        StatusCode::OK,
-    );
-    assert_eq!(updated["title"], "Round trip");
-    assert_eq!(
-        expect(
-            &client.get(&format!("/details/{id}"), user).await,
-            StatusCode::OK
-        ),
-        new_details
-    );
-
-    // POST /todos/{id}/toggle
-    let toggled = expect(
-        &client.post(&format!("{path}/toggle"), user, "").await,
-        StatusCode::OK,
-    );
-    assert_eq!(toggled["completed"], false);
-    let toggled = expect(
-        &client
-            .send("POST", &format!("{path}/toggle"), Some(user), None)
-            .await,
-        StatusCode::OK,
-    );
-    assert_eq!(toggled["completed"], true);
-    assert_eq!(
-        expect(&client.get(&path, user).await, StatusCode::OK)["completed"],
-        true
-    );
-
-    // Malformed input: 400 with a clear message.
+async fn post_todos_rejects_malformed_input(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
     expect_error(
         &client.post("/todos", user, r#"{"title": "#).await,
         StatusCode::BAD_REQUEST,
@@ -430,6 +377,187 @@ async fn exercise_every_endpoint(client: &Client) {
         StatusCode::BAD_REQUEST,
         "reference is only accepted",
     );
+    // None of that created a todo.
+    let list = expect(&client.get("/todos", user).await, StatusCode::OK);
+    assert_eq!(ids(&list), [id_of(&todo)]);
+}
+
+async fn get_todos_lists_newest_first(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let id = id_of(&todo);
+    let bare = expect(
+        &client
+            .post("/todos", user, r#"{"title": "No details"}"#)
+            .await,
+        StatusCode::CREATED,
+    );
+    let list = expect(&client.get("/todos", user).await, StatusCode::OK);
+    assert_eq!(ids(&list), [id_of(&bare), id.clone()]);
+    assert_eq!(list[1], todo);
+}
+
+async fn get_todos_rejects_a_bad_query(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    for bad in [
+        "/todos?limit=x",
+        "/todos?offset=-1",
+        "/todos?limit=",
+        "/todos?limit=1.5",
+    ] {
+        expect_error(
+            &client.get(bad, user).await,
+            StatusCode::BAD_REQUEST,
+            "invalid query string",
+        );
+    }
+    expect_error(
+        &client.get("/todos?limit=101", user).await,
+        StatusCode::BAD_REQUEST,
+        "at most 100",
+    );
+    expect_error(
+        &client
+            .get(&format!("/todos?offset={}", u64::MAX), user)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "offset is too large",
+    );
+}
+
+async fn get_todo_answers_the_todo(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let id = id_of(&todo);
+    let fetched = expect(
+        &client.get(&format!("/todos/{id}"), user).await,
+        StatusCode::OK,
+    );
+    assert_eq!(fetched, todo);
+}
+
+async fn get_details_answers_the_details(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let id = id_of(&todo);
+    let fetched_details = expect(
+        &client.get(&format!("/details/{id}"), user).await,
+        StatusCode::OK,
+    );
+    assert_eq!(fetched_details["notes"], sample_details()["notes"]);
+    assert_eq!(
+        fetched_details["checklist"],
+        json!([{"text": "milk", "done": true}, {"text": "bread", "done": false}])
+    );
+}
+
+async fn put_todo_changes_only_what_is_given(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let id = id_of(&todo);
+    let path = format!("/todos/{id}");
+    let updated = expect(
+        &client
+            .send(
+                "PUT",
+                &path,
+                Some(user),
+                Some(r#"{"title": "Send the report"}"#),
+            )
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(updated["title"], "Send the report");
+    assert_eq!(updated["completed"], false);
+    assert_eq!(updated["created_at"], todo["created_at"]);
+    assert_ne!(updated["updated_at"], todo["updated_at"]);
+    assert_eq!(updated["details"], todo["details"]);
+    let updated = expect(
+        &client
+            .send("PUT", &path, Some(user), Some(r#"{"completed": true}"#))
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(updated["completed"], true);
+    assert_eq!(updated["title"], "Send the report");
+    let new_details = json!({"notes": "short", "checklist": []});
+    let updated = expect(
+        &client
+            .send(
+                "PUT",
+                &path,
+                Some(user),
+                Some(&json!({"details": new_details}).to_string()),
+            )
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        updated["details"], todo["details"],
+        "the details keep their id"
+    );
+    assert_eq!(
+        expect(
+            &client.get(&format!("/details/{id}"), user).await,
+            StatusCode::OK
+        ),
+        new_details
+    );
+}
+
+async fn put_todo_takes_back_a_todo_read_with_get(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let id = id_of(&todo);
+    let path = format!("/todos/{id}");
+    let new_details = json!({"notes": "short", "checklist": []});
+    expect(
+        &client
+            .send(
+                "PUT",
+                &path,
+                Some(user),
+                Some(&json!({"details": new_details}).to_string()),
+            )
+            .await,
+        StatusCode::OK,
+    );
+    // A todo read with GET can be sent back as it is (details as its own reference).
+    let mut round_trip = expect(&client.get(&path, user).await, StatusCode::OK);
+    round_trip["title"] = json!("Round trip");
+    let updated = expect(
+        &client
+            .send("PUT", &path, Some(user), Some(&round_trip.to_string()))
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(updated["title"], "Round trip");
+    assert_eq!(
+        expect(
+            &client.get(&format!("/details/{id}"), user).await,
+            StatusCode::OK
+        ),
+        new_details
+    );
+}
+
+async fn put_todo_rejects_malformed_input(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let bare = expect(
+        &client
+            .post("/todos", user, r#"{"title": "No details"}"#)
+            .await,
+        StatusCode::CREATED,
+    );
+    let path = format!("/todos/{}", id_of(&todo));
     expect_error(
         &client.send("PUT", &path, Some(user), Some("{")).await,
         StatusCode::BAD_REQUEST,
@@ -471,93 +599,52 @@ async fn exercise_every_endpoint(client: &Client) {
         StatusCode::BAD_REQUEST,
         "reference is only accepted",
     );
-    for (method, bad) in [
-        ("GET", "/todos/not-a-uuid"),
-        ("PUT", "/todos/not-a-uuid"),
-        ("DELETE", "/todos/42"),
-        ("POST", "/todos/xyz/toggle"),
-        ("GET", "/details/xyz"),
-    ] {
-        let body = (method == "PUT").then_some(r#"{"title": "x"}"#);
-        expect_error(
-            &client.send(method, bad, Some(user), body).await,
-            StatusCode::BAD_REQUEST,
-            "expected a UUID",
-        );
-    }
-    for bad in [
-        "/todos?limit=x",
-        "/todos?offset=-1",
-        "/todos?limit=",
-        "/todos?limit=1.5",
-    ] {
-        expect_error(
-            &client.get(bad, user).await,
-            StatusCode::BAD_REQUEST,
-            "invalid query string",
-        );
-    }
-    expect_error(
-        &client.get("/todos?limit=101", user).await,
-        StatusCode::BAD_REQUEST,
-        "at most 100",
-    );
-    expect_error(
-        &client
-            .get(&format!("/todos?offset={}", u64::MAX), user)
-            .await,
-        StatusCode::BAD_REQUEST,
-        "offset is too large",
-    );
-
-    // Missing or malformed auth: 401 everywhere, before anything else.
-    let anyone = [
-        ("POST", "/todos".to_owned(), Some("{")),
-        ("GET", "/todos".to_owned(), None),
-        ("GET", path.clone(), None),
-        ("PUT", path.clone(), Some(r#"{"title": "x"}"#)),
-        ("DELETE", path.clone(), None),
-        ("POST", format!("{path}/toggle"), None),
-        ("GET", format!("/details/{id}"), None),
-        ("GET", "/todos/not-a-uuid".to_owned(), None),
-    ];
-    for (method, target, body) in &anyone {
-        let reply = client.send(method, target, None, *body).await;
-        expect_error(&reply, StatusCode::UNAUTHORIZED, "Authorization: Bearer");
-        assert_eq!(
-            reply.headers.get(header::WWW_AUTHENTICATE).unwrap(),
-            "Bearer"
-        );
-    }
-    for bad_auth in [
-        "Basic YWRhOnNlY3JldA==",
-        "Bearer",
-        "Bearer ",
-        "Bearer a b",
-        "ada",
-    ] {
-        let reply = match client {
-            Client::Http(addr) => {
-                let request = axum::http::Request::get(format!("http://{addr}/todos"))
-                    .header("host", addr.to_string())
-                    .header("authorization", bad_auth)
-                    .body(http_body_util::Full::new(bytes::Bytes::new()))
-                    .unwrap();
-                support::web::http_send(*addr, request).await
-            }
-            Client::Router(_) => continue,
-        };
-        expect_error(&reply, StatusCode::UNAUTHORIZED, "Authorization: Bearer");
-    }
     // The todo is untouched by all of that.
     let after = expect(&client.get(&path, user).await, StatusCode::OK);
-    assert_eq!(after["title"], "Round trip");
-    assert_eq!(after["completed"], true);
-    assert_eq!(
-        ids(&expect(&client.get("/todos", user).await, StatusCode::OK)).len(),
-        2
-    );
+    assert_eq!(after, todo);
+}
 
+async fn toggle_todo_flips_completed(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let path = format!("/todos/{}", id_of(&todo));
+    expect(
+        &client
+            .send("PUT", &path, Some(user), Some(r#"{"completed": true}"#))
+            .await,
+        StatusCode::OK,
+    );
+    let toggled = expect(
+        &client.post(&format!("{path}/toggle"), user, "").await,
+        StatusCode::OK,
+    );
+    assert_eq!(toggled["completed"], false);
+    let toggled = expect(
+        &client
+            .send("POST", &format!("{path}/toggle"), Some(user), None)
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(toggled["completed"], true);
+    assert_eq!(
+        expect(&client.get(&path, user).await, StatusCode::OK)["completed"],
+        true
+    );
+}
+
+async fn delete_todo_removes_it_and_its_details(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let id = id_of(&todo);
+    let bare = expect(
+        &client
+            .post("/todos", user, r#"{"title": "No details"}"#)
+            .await,
+        StatusCode::CREATED,
+    );
+    let path = format!("/todos/{id}");
     // DELETE /todos/{id}: 204, then 404 everywhere.
     let reply = client.send("DELETE", &path, Some(user), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
@@ -593,6 +680,84 @@ async fn exercise_every_endpoint(client: &Client) {
         ids(&expect(&client.get("/todos", user).await, StatusCode::OK)),
         [id_of(&bare)]
     );
+}
+
+async fn bad_ids_answer_400(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    for (method, bad) in [
+        ("GET", "/todos/not-a-uuid"),
+        ("PUT", "/todos/not-a-uuid"),
+        ("DELETE", "/todos/42"),
+        ("POST", "/todos/xyz/toggle"),
+        ("GET", "/details/xyz"),
+    ] {
+        let body = (method == "PUT").then_some(r#"{"title": "x"}"#);
+        expect_error(
+            &client.send(method, bad, Some(user), body).await,
+            StatusCode::BAD_REQUEST,
+            "expected a UUID",
+        );
+    }
+}
+
+async fn every_route_requires_a_bearer_user(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let id = id_of(&todo);
+    let path = format!("/todos/{id}");
+    // Missing or malformed auth: 401 everywhere, before anything else.
+    let anyone = [
+        ("POST", "/todos".to_owned(), Some("{")),
+        ("GET", "/todos".to_owned(), None),
+        ("GET", path.clone(), None),
+        ("PUT", path.clone(), Some(r#"{"title": "x"}"#)),
+        ("DELETE", path.clone(), None),
+        ("POST", format!("{path}/toggle"), None),
+        ("GET", format!("/details/{id}"), None),
+        ("GET", "/todos/not-a-uuid".to_owned(), None),
+    ];
+    for (method, target, body) in &anyone {
+        let reply = client.send(method, target, None, *body).await;
+        expect_error(&reply, StatusCode::UNAUTHORIZED, "Authorization: Bearer");
+        assert_eq!(
+            reply.headers.get(header::WWW_AUTHENTICATE).unwrap(),
+            "Bearer"
+        );
+    }
+    for bad_auth in [
+        "Basic YWRhOnNlY3JldA==",
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "ada",
+    ] {
+        let reply = match &client {
+            Client::Http(addr) => {
+                let request = axum::http::Request::get(format!("http://{addr}/todos"))
+                    .header("host", addr.to_string())
+                    .header("authorization", bad_auth)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                support::web::http_send(*addr, request).await
+            }
+            Client::Router(_) => continue,
+        };
+        expect_error(&reply, StatusCode::UNAUTHORIZED, "Authorization: Bearer");
+    }
+    // The todo is untouched by all of that.
+    let after = expect(&client.get(&path, user).await, StatusCode::OK);
+    assert_eq!(after, todo);
+    assert_eq!(
+        ids(&expect(&client.get("/todos", user).await, StatusCode::OK)).len(),
+        1
+    );
+}
+
+async fn unknown_routes_answer_404(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
     expect_error(
         &client.get("/no/such/route", user).await,
         StatusCode::NOT_FOUND,
@@ -600,16 +765,162 @@ async fn exercise_every_endpoint(client: &Client) {
     );
 }
 
-async fn every_endpoint_over_http(db: Db) {
-    let server = Server::start(&db).await;
-    exercise_every_endpoint(&server.client()).await;
-    server.stop().await;
+// ------------------------------------------------- axum's rejections, as JSON
+
+async fn bodies_must_be_json(client: Client) {
+    let user = unique("ada");
+    let bearer = format!("Bearer {user}");
+    let auth = ("authorization", bearer.as_bytes());
+    let todo = create(&client, &user, "Write the report").await;
+    let path = format!("/todos/{}", id_of(&todo));
+    let body = br#"{"title": "x"}"#.as_slice();
+    for (method, target) in [("POST", "/todos"), ("PUT", path.as_str())] {
+        for content_type in [
+            None,
+            Some(b"text/plain".as_slice()),
+            Some(b"application/x-www-form-urlencoded".as_slice()),
+            Some(b"application/jsonx".as_slice()),
+            Some(b"json".as_slice()),
+            Some(b"\xff".as_slice()),
+        ] {
+            let headers: Vec<(&str, &[u8])> = match content_type {
+                None => vec![auth],
+                Some(value) => vec![auth, ("content-type", value)],
+            };
+            expect_error(
+                &client.request(method, target, &headers, Some(body)).await,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type: application/json",
+            );
+        }
+        // JSON with parameters, in any case, and `+json` types are JSON.
+        for content_type in [
+            b"application/json; charset=utf-8".as_slice(),
+            b"Application/JSON",
+            b"application/merge-patch+json",
+        ] {
+            let headers = [auth, ("content-type", content_type)];
+            let reply = client.request(method, target, &headers, Some(body)).await;
+            assert!(
+                reply.status.is_success(),
+                "{}: {}",
+                reply.request,
+                reply.status
+            );
+        }
+    }
+    // Authentication still comes first.
+    let reply = client
+        .request(
+            "POST",
+            "/todos",
+            &[("content-type", b"text/plain")],
+            Some(body),
+        )
+        .await;
+    expect_error(&reply, StatusCode::UNAUTHORIZED, "Authorization: Bearer");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_endpoint_through_oneshot_on_memory() {
-    let client = Client::Router(todo_service::app(Store::memory()));
-    exercise_every_endpoint(&client).await;
+async fn bodies_over_the_limit_answer_413(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let path = format!("/todos/{}", id_of(&todo));
+    let huge = json!({"title": "x", "details": {"notes": "n".repeat(2 * 1024 * 1024)}}).to_string();
+    for (method, target) in [("POST", "/todos"), ("PUT", path.as_str())] {
+        expect_error(
+            &client.send(method, target, Some(user), Some(&huge)).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "length limit exceeded",
+        );
+    }
+    assert_eq!(expect(&client.get(&path, user).await, StatusCode::OK), todo);
+}
+
+async fn undecodable_path_ids_answer_400(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    for (method, bad) in [
+        ("GET", "/todos/%FF"),
+        ("PUT", "/todos/%C3%28"),
+        ("DELETE", "/todos/%ED%A0%80"),
+        ("POST", "/todos/%FF%FE/toggle"),
+        ("GET", "/details/%80"),
+    ] {
+        let body = (method == "PUT").then_some(r#"{"title": "x"}"#);
+        expect_error(
+            &client.send(method, bad, Some(user), body).await,
+            StatusCode::BAD_REQUEST,
+            "invalid path",
+        );
+    }
+    // Percent-encoded, but a UUID once decoded: the todo.
+    let todo = create(&client, user, "Write the report").await;
+    let encoded: String = id_of(&todo).bytes().map(|b| format!("%{b:02X}")).collect();
+    assert_eq!(
+        expect(
+            &client.get(&format!("/todos/{encoded}"), user).await,
+            StatusCode::OK
+        ),
+        todo
+    );
+}
+
+async fn other_methods_answer_405(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let path = format!("/todos/{}", id_of(&todo));
+    for (method, target, allowed) in [
+        ("PATCH", path.clone(), "PUT"),
+        ("DELETE", "/todos".to_owned(), "POST"),
+        ("GET", format!("{path}/toggle"), "POST"),
+        ("POST", format!("/details/{}", id_of(&todo)), "GET"),
+        ("OPTIONS", "/todos".to_owned(), "GET"),
+        ("PUT", "/openapi.json".to_owned(), "GET"),
+    ] {
+        let reply = client.send(method, &target, Some(user), None).await;
+        expect_error(&reply, StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        let allow = reply.headers.get(header::ALLOW).unwrap().to_str().unwrap();
+        assert!(
+            allow.split(',').any(|m| m == allowed),
+            "{}: Allow: {allow} without {allowed}",
+            reply.request
+        );
+    }
+}
+
+async fn nul_in_stored_strings_answers_400(client: Client) {
+    let user = unique("ada");
+    let user = user.as_str();
+    let todo = create(&client, user, "Write the report").await;
+    let path = format!("/todos/{}", id_of(&todo));
+    let with_nul = [
+        json!({"title": "a\u{0}b"}),
+        json!({"title": "x", "details": {"notes": "\u{0}"}}),
+        json!({"title": "x", "details": {"checklist": [{"text": "milk\u{0}"}]}}),
+    ];
+    for body in &with_nul {
+        expect_error(
+            &client.post("/todos", user, &body.to_string()).await,
+            StatusCode::BAD_REQUEST,
+            "NUL",
+        );
+        expect_error(
+            &client
+                .send("PUT", &path, Some(user), Some(&body.to_string()))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "NUL",
+        );
+    }
+    // An escaped backslash followed by `u0000` is text, not NUL.
+    let text = expect(
+        &client.post("/todos", user, r#"{"title": "\\u0000"}"#).await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(text["title"], "\\u0000");
+    assert_eq!(expect(&client.get(&path, user).await, StatusCode::OK), todo);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

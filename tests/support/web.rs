@@ -1,6 +1,7 @@
-//! Support for the web tests (issue 6): a small HTTP/1.1 client over hyper,
-//! the same requests through `tower::ServiceExt::oneshot`, and backends that
-//! slow down or fail `save` to observe when a flush happens.
+//! Support for the web tests: a small HTTP/1.1 client over hyper, the same
+//! requests through `tower::ServiceExt::oneshot`, a fresh database per test,
+//! and backends that slow down or fail `save` to observe when a flush
+//! happens.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,12 +14,14 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use toast::backend::{Key, ListEntry, ListQuery, Record};
-use toast::Backend;
+use toast::{Backend, Store};
 use tower::ServiceExt;
 
 /// A response, read to the end.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The request it answers, `METHOD /path?query`, for failure messages.
+    pub request: String,
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -29,7 +32,8 @@ impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
-                "status {}: body is not JSON ({e}): {:?}",
+                "{}: status {}: body is not JSON ({e}): {:?}",
+                self.request,
                 self.status,
                 String::from_utf8_lossy(&self.body)
             )
@@ -52,7 +56,8 @@ pub enum Client {
 }
 
 impl Client {
-    /// Sends one request; `user` becomes `Authorization: Bearer <user>`.
+    /// Sends one request; `user` becomes `Authorization: Bearer <user>`,
+    /// and a body goes with `Content-Type: application/json`.
     pub async fn send(
         &self,
         method: &str,
@@ -60,34 +65,52 @@ impl Client {
         user: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(user) = user {
-            builder = builder.header("authorization", format!("Bearer {user}"));
+        let bearer = user.map(|user| format!("Bearer {user}"));
+        let mut headers = Vec::new();
+        if let Some(bearer) = &bearer {
+            headers.push(("authorization", bearer.as_bytes()));
         }
         if body.is_some() {
-            builder = builder.header("content-type", "application/json");
+            headers.push(("content-type", b"application/json".as_slice()));
         }
+        self.request(method, path, &headers, body.map(str::as_bytes))
+            .await
+    }
+
+    /// Sends one request with exactly these headers (values as bytes, so
+    /// that a test can send what `HeaderValue` accepts but `&str` cannot
+    /// hold) and this body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = Bytes::copy_from_slice(body.unwrap_or_default());
         match self {
             Client::Http(addr) => {
-                let body = body.map(|b| b.to_owned()).unwrap_or_default();
                 let request = builder
                     .uri(format!("http://{addr}{path}"))
                     .header("host", addr.to_string())
-                    .body(http_body_util::Full::new(Bytes::from(body)))
+                    .body(http_body_util::Full::new(body))
                     .unwrap();
                 http_send(*addr, request).await
             }
             Client::Router(router) => {
-                let body = body
-                    .map(|b| Body::from(b.to_owned()))
-                    .unwrap_or_else(Body::empty);
+                let request = format!("{method} {path}");
                 let response = router
                     .clone()
-                    .oneshot(builder.body(body).unwrap())
+                    .oneshot(builder.body(Body::from(body)).unwrap())
                     .await
                     .unwrap();
                 let (parts, body) = response.into_parts();
                 Reply {
+                    request,
                     status: parts.status,
                     headers: parts.headers,
                     body: body.collect().await.unwrap().to_bytes(),
@@ -107,6 +130,11 @@ impl Client {
 
 /// One HTTP/1.1 request on a new connection.
 pub async fn http_send(addr: SocketAddr, request: Request<http_body_util::Full<Bytes>>) -> Reply {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let described = format!("{} {target}", request.method());
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
@@ -114,12 +142,55 @@ pub async fn http_send(addr: SocketAddr, request: Request<http_body_util::Full<B
         .await
         .unwrap();
     tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
+    let response = sender
+        .send_request(request)
+        .await
+        .unwrap_or_else(|e| panic!("{described}: {e}"));
     let (parts, body) = response.into_parts();
     Reply {
+        request: described,
         status: parts.status,
         headers: parts.headers,
         body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+/// A database for one test: a fresh SQLite file, or a fresh schema on the
+/// shared PostgreSQL server (and users, i.e. tenants, of its own either way).
+pub struct Db {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "postgres")]
+    _schema: Option<PgSchema>,
+}
+
+impl Db {
+    pub fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("todo.db").display());
+        Db {
+            url,
+            _dir: Some(dir),
+            #[cfg(feature = "postgres")]
+            _schema: None,
+        }
+    }
+
+    /// A fresh schema on the shared server, dropped at the end of the test.
+    #[cfg(feature = "postgres")]
+    pub fn postgres() -> Db {
+        let schema = PgSchema::new("todo_test");
+        Db {
+            url: schema.url.clone(),
+            _dir: None,
+            _schema: Some(schema),
+        }
+    }
+
+    pub async fn connect(&self) -> Store {
+        Store::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
     }
 }
 
