@@ -1,5 +1,6 @@
 //! Batching: one `Backend::save` per flush however many externals, one
 //! `Backend::load` per nesting level, each value serialized once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,4 +1,5 @@
 //! The blocking API: plain `fn` code with no async runtime.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde::{Deserialize, Serialize};
 use toast::blocking;

@@ -1,5 +1,6 @@
 //! The conformance suite on the built-in embedded backends.
 #![cfg(feature = "conformance")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use toast::backend::conformance;
 

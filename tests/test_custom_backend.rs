@@ -1,6 +1,7 @@
 //! The custom backend of `examples/custom_backend.rs`, registered for its own
 //! scheme, round-trips documents and passes the conformance suite.
 #![cfg(feature = "conformance")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../examples/custom_backend.rs"]
 #[allow(dead_code)]

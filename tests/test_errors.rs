@@ -1,5 +1,6 @@
 //! Errors: the right kind for each failure, messages that name the cause, the
 //! typed error recovered across serde, and no password anywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

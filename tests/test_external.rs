@@ -1,5 +1,6 @@
 //! `#[serde(with = "toast::external")]`: the exact reference form, round trips of
 //! nested and generic types, `option`, `named`, and content-derived ids.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap};
 

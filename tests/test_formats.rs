@@ -1,4 +1,5 @@
 //! The outer document in other serde formats: MessagePack.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde::{Deserialize, Serialize};
 use toast::Store;

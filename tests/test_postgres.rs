@@ -4,6 +4,7 @@
 //! Faults are in `test_postgres_faults.rs`, plans and server logs in
 //! `test_postgres_introspection.rs`.
 #![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! wrong password, a server stopped and started again (throwaway servers
 //! started from the system binaries), a failing statement.
 #![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend seen from the server: the plans of its statements
 //! (`EXPLAIN`) and the statements a throwaway server logs.
 #![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! Property: arbitrary nested values round-trip through externals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 

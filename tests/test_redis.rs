@@ -4,6 +4,7 @@
 //! TTLs, updates, listing, corrupted values and URLs. Faults are in
 //! `test_redis_faults.rs`, command counts in `test_redis_introspection.rs`.
 #![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! may kill, pause, restart or flush: unreachable servers, authentication,
 //! outages, timeouts, lost scripts, TLS against a plain-text server.
 #![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! The Redis backend seen from the server: the commands a flush and a load
 //! send, counted by a throwaway `redis-server`'s command statistics.
 #![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

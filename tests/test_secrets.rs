@@ -4,6 +4,7 @@
 //! and those of its whole source chain) nor in the `Debug` of a
 //! `ConnectUrl`, a `Store` or a backend, for every backend: unknown-option
 //! errors, connection errors (an unused port on 127.0.0.1), malformed URLs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

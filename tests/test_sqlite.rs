@@ -1,6 +1,7 @@
 //! The embedded SQLite store: file created on first connect, WAL, versioned
 //! migrations, one transaction per flush, data surviving a reopen.
 #![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;

@@ -1,6 +1,7 @@
 //! SQLite saves split into statements (by rows and by payload bytes) and stay
 //! all-or-nothing, whether a flush is one statement or a transaction of many.
 #![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Stored bytes that are not UTF-8 JSON are a validation error, never a panic,
 //! whether the value is read with `Store::get` or inside `from_json`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 

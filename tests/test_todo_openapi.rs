@@ -17,6 +17,7 @@
 //! Through `oneshot` on memory, and over HTTP on SQLite and, with the
 //! `postgres` feature, on PostgreSQL.
 #![cfg(all(feature = "tower", feature = "sqlite"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -8,6 +8,7 @@
 //! a response arrives, and graceful shutdown. The OpenAPI document is checked
 //! in `test_todo_openapi.rs`.
 #![cfg(all(feature = "tower", feature = "sqlite"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -3,6 +3,7 @@
 //! failed flush becomes a 500 (logged), never a response with dangling
 //! references.
 #![cfg(feature = "tower")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
