@@ -15,14 +15,17 @@ impl PostgresBackend {
         if page.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&self.sql.list)
+        let mut conn = self.connection("list").await?;
+        let statement = sqlx::query(&self.sql.list)
             .bind(names::encode(&query.tenant))
             .bind(names::encode(&query.class_name))
             .bind(page.sql_limit())
             .bind(page.sql_offset())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.diag.error("list", e))?;
+            .fetch_all(&mut *conn);
+        let rows = match self.within(1, statement).await {
+            Some(rows) => rows.map_err(|e| self.diag.error("list", e))?,
+            None => return Err(self.timed_out(conn, "list")),
+        };
         let class = &query.class_name;
         rows.iter()
             .map(|row| {

@@ -25,6 +25,7 @@ impl PostgresBackend {
         // their records are never all in memory at once. The key of a row
         // is the caller's own `Key` (found by its id or position): no
         // tenant or class text is read back, unescaped or allocated again.
+        let mut conn = self.connection("load").await?;
         if keys.iter().all(|k| k.same_class(first)) {
             // The usual case (one document's references): tenant and class
             // sent once with the ids, sorted and without repeats; a row's
@@ -33,7 +34,7 @@ impl PostgresBackend {
             asked.sort_unstable_by_key(|k| k.id);
             asked.dedup_by_key(|k| k.id);
             let ids: Vec<Uuid> = asked.iter().map(|k| k.id).collect();
-            return sqlx::query(&self.sql.load_one_class)
+            let statement = sqlx::query(&self.sql.load_one_class)
                 .bind(names::encode(&first.tenant))
                 .bind(names::encode(&first.class_name))
                 .bind(ids)
@@ -45,15 +46,17 @@ impl PostgresBackend {
                         .and_then(|n| asked.get(n).copied());
                     decode_row(&row, key).map_err(into_sqlx)
                 })
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.load_error(e));
+                .fetch_all(&mut *conn);
+            return match self.within(1, statement).await {
+                Some(records) => records.map_err(|e| self.load_error(e)),
+                None => Err(self.timed_out(conn, "load")),
+            };
         }
         // Mixed tenants or classes: every key's three parts; a row's `k.n`
         // names its key's position in `asked`.
         let asked = distinct(keys);
         let (tenants, classes, ids) = key_columns(&asked);
-        sqlx::query(&self.sql.load)
+        let statement = sqlx::query(&self.sql.load)
             .bind(tenants)
             .bind(classes)
             .bind(ids)
@@ -61,9 +64,11 @@ impl PostgresBackend {
                 let key = position(&row)?.and_then(|n| asked.get(n).copied());
                 decode_row(&row, key).map_err(into_sqlx)
             })
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.load_error(e))
+            .fetch_all(&mut *conn);
+        match self.within(1, statement).await {
+            Some(records) => records.map_err(|e| self.load_error(e)),
+            None => Err(self.timed_out(conn, "load")),
+        }
     }
 
     /// A load failure: a [`toast::Error`](Error) raised while decoding a row
