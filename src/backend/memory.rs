@@ -26,8 +26,7 @@ use crate::url::ConnectUrl;
 ///
 /// Shards: tasks on several threads that save and load at once take
 /// different locks most of the time, instead of passing one lock's cache
-/// line between cores on every call (one lock cost the in-process
-/// `concurrent` benchmark a quarter of its time). A batch locks each shard
+/// line between cores on every call. A batch locks each shard
 /// it touches once, all of them before it reads or writes any, so that it
 /// is seen and made whole, as under one lock.
 ///

@@ -4,6 +4,7 @@
 pub mod flaky;
 pub mod hooked;
 pub mod postgres;
+pub mod proxy;
 pub mod redis;
 pub mod web;
 

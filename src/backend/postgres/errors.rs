@@ -16,9 +16,24 @@ pub(super) struct Diagnostics {
     pub(super) pool_max: u32,
     pub(super) acquire_timeout: Duration,
     pub(super) connect_timeout: Duration,
+    pub(super) statement_timeout: Duration,
 }
 
 impl Diagnostics {
+    /// A statement that got no answer within `statement_timeout`.
+    pub(super) fn timed_out(&self, operation: &str) -> Error {
+        Error::connection(
+            &self.url,
+            format!(
+                "postgres {operation}: no answer within {:?} (statement_timeout) — is \
+                 PostgreSQL at {} still reachable? The connection was closed; raise \
+                 statement_timeout if the statement is only slow",
+                self.statement_timeout, self.endpoint
+            ),
+            None,
+        )
+    }
+
     /// Maps a driver error: unreachable, refused, shut down or exhausted →
     /// [`Error::Connection`] with a hint; bad input → [`Error::Validation`];
     /// anything else → [`Error::Backend`] with the driver's error as source.
@@ -94,6 +109,14 @@ impl Diagnostics {
                         format!(
                             "the server has too many connections ({message}) — lower pool_max \
                              or raise max_connections on the server"
+                        ),
+                        e,
+                    ),
+                    "57014" => connection(
+                        format!(
+                            "the server cancelled the statement ({message}) — it ran over \
+                             statement_timeout ({:?}); raise statement_timeout if it is only slow",
+                            self.statement_timeout
                         ),
                         e,
                     ),

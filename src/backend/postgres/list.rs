@@ -2,9 +2,10 @@
 
 use sqlx::Row;
 
+use super::load::timestamp;
 use super::names;
 use super::PostgresBackend;
-use crate::backend::support::Page;
+use crate::backend::support::{corrupted, corrupted_with, Page};
 use crate::error::Result;
 use crate::record::{ListEntry, ListQuery};
 
@@ -14,20 +15,31 @@ impl PostgresBackend {
         if page.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&self.sql.list)
+        let mut conn = self.connection("list").await?;
+        let statement = sqlx::query(&self.sql.list)
             .bind(names::encode(&query.tenant))
             .bind(names::encode(&query.class_name))
             .bind(page.sql_limit())
             .bind(page.sql_offset())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.diag.error("list", e))?;
+            .fetch_all(&mut *conn);
+        let rows = match self.within(1, statement).await {
+            Some(rows) => rows.map_err(|e| self.diag.error("list", e))?,
+            None => return Err(self.timed_out(conn, "list")),
+        };
+        let class = &query.class_name;
         rows.iter()
             .map(|row| {
+                let id = row
+                    .try_get(0)
+                    .map_err(|e| corrupted_with(class, None, "bad id", e))?;
+                let timestamp = |index: usize, what: &str| {
+                    timestamp(row, index)
+                        .map_err(|why| corrupted(class, Some(id), format!("bad {what} ({why})")))
+                };
                 Ok(ListEntry {
-                    id: row.try_get(0).map_err(|e| self.diag.error("list", e))?,
-                    created_at: row.try_get(1).map_err(|e| self.diag.error("list", e))?,
-                    updated_at: row.try_get(2).map_err(|e| self.diag.error("list", e))?,
+                    id,
+                    created_at: timestamp(1, "created_at")?,
+                    updated_at: timestamp(2, "updated_at")?,
                 })
             })
             .collect()

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::postgres::{PgRow, PgValueFormat};
+use sqlx::{Row, ValueRef};
 use uuid::Uuid;
 
 use super::names;
@@ -25,6 +25,7 @@ impl PostgresBackend {
         // their records are never all in memory at once. The key of a row
         // is the caller's own `Key` (found by its id or position): no
         // tenant or class text is read back, unescaped or allocated again.
+        let mut conn = self.connection("load").await?;
         if keys.iter().all(|k| k.same_class(first)) {
             // The usual case (one document's references): tenant and class
             // sent once with the ids, sorted and without repeats; a row's
@@ -33,7 +34,7 @@ impl PostgresBackend {
             asked.sort_unstable_by_key(|k| k.id);
             asked.dedup_by_key(|k| k.id);
             let ids: Vec<Uuid> = asked.iter().map(|k| k.id).collect();
-            return sqlx::query(&self.sql.load_one_class)
+            let statement = sqlx::query(&self.sql.load_one_class)
                 .bind(names::encode(&first.tenant))
                 .bind(names::encode(&first.class_name))
                 .bind(ids)
@@ -45,15 +46,17 @@ impl PostgresBackend {
                         .and_then(|n| asked.get(n).copied());
                     decode_row(&row, key).map_err(into_sqlx)
                 })
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.load_error(e));
+                .fetch_all(&mut *conn);
+            return match self.within(1, statement).await {
+                Some(records) => records.map_err(|e| self.load_error(e)),
+                None => Err(self.timed_out(conn, "load")),
+            };
         }
         // Mixed tenants or classes: every key's three parts; a row's `k.n`
         // names its key's position in `asked`.
         let asked = distinct(keys);
         let (tenants, classes, ids) = key_columns(&asked);
-        sqlx::query(&self.sql.load)
+        let statement = sqlx::query(&self.sql.load)
             .bind(tenants)
             .bind(classes)
             .bind(ids)
@@ -61,9 +64,11 @@ impl PostgresBackend {
                 let key = position(&row)?.and_then(|n| asked.get(n).copied());
                 decode_row(&row, key).map_err(into_sqlx)
             })
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.load_error(e))
+            .fetch_all(&mut *conn);
+        match self.within(1, statement).await {
+            Some(records) => records.map_err(|e| self.load_error(e)),
+            None => Err(self.timed_out(conn, "load")),
+        }
     }
 
     /// A load failure: a [`toast::Error`](Error) raised while decoding a row
@@ -110,8 +115,12 @@ fn decode_row(row: &PgRow, key: Option<&Key>) -> Result<Record> {
     let schema_version: i64 = row
         .try_get(3)
         .map_err(|e| bad("schema_version", e.into()))?;
-    let created_at: DateTime<Utc> = row.try_get(4).map_err(|e| bad("created_at", e.into()))?;
-    let updated_at: DateTime<Utc> = row.try_get(5).map_err(|e| bad("updated_at", e.into()))?;
+    let timestamp = |index: usize, what: &str| {
+        timestamp(row, index)
+            .map_err(|why| corrupted(&key.class_name, Some(key.id), format!("bad {what} ({why})")))
+    };
+    let created_at = timestamp(4, "created_at")?;
+    let updated_at = timestamp(5, "updated_at")?;
     let schema_version = u32::try_from(schema_version).map_err(|_| {
         corrupted(
             &key.class_name,
@@ -134,6 +143,37 @@ fn decode_row(row: &PgRow, key: Option<&Key>) -> Result<Record> {
         created_at,
         updated_at,
     })
+}
+
+/// 2000-01-01T00:00:00Z, PostgreSQL's epoch, in microseconds since 1970.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// A `timestamptz` column, converted here from what PostgreSQL sends
+/// (microseconds since its epoch, in the binary format): `infinity`,
+/// `-infinity` and instants beyond the years chrono holds are an error
+/// saying so — the driver's own decoding panics on them.
+pub(super) fn timestamp(row: &PgRow, index: usize) -> std::result::Result<DateTime<Utc>, String> {
+    let value = row.try_get_raw(index).map_err(|e| e.to_string())?;
+    if value.is_null() {
+        return Err("NULL".to_owned());
+    }
+    if value.format() == PgValueFormat::Text {
+        // Parsed by the driver, which answers an error for what it cannot hold.
+        return row.try_get(index).map_err(|e| e.to_string());
+    }
+    let bytes: [u8; 8] = value
+        .as_bytes()
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| "not 8 bytes".to_owned())?;
+    match i64::from_be_bytes(bytes) {
+        i64::MAX => Err("infinity".to_owned()),
+        i64::MIN => Err("-infinity".to_owned()),
+        micros => micros
+            .checked_add(POSTGRES_EPOCH_MICROS)
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(|| "outside the years toast can read".to_owned()),
+    }
 }
 
 type KeyColumns<'a> = (Vec<Cow<'a, str>>, Vec<Cow<'a, str>>, Vec<Uuid>);

@@ -6,8 +6,9 @@
 //! over a connection pool created at connect: a flush of N records is one
 //! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE`, a load of N keys is
 //! one `SELECT` (one index scan with `id = ANY(…)` when the keys share a
-//! tenant and class, a `JOIN unnest(…)` otherwise). A flush of more than 5,000 records or 8 MiB
-//! of data is split into statements of at most that size, in one transaction.
+//! tenant and class, a `JOIN unnest(…)` otherwise), a delete or a listing
+//! one statement. A flush of more than 5,000 records or 8 MiB of data is
+//! split into statements of at most that size, in one transaction.
 //!
 //! # URL
 //!
@@ -23,6 +24,7 @@
 //! | `pool_max` | `10` | most connections the store's pool opens (≥ 1) |
 //! | `acquire_timeout` | `5` | seconds an operation waits for a connection before it fails with [`Error::Connection`] (decimals allowed) |
 //! | `connect_timeout` | `acquire_timeout` | seconds [`crate::Store::connect`] waits for the first connection |
+//! | `statement_timeout` | `30` | seconds each statement may take, waiting for its connection included, before it fails with [`Error::Connection`] (decimals allowed; see [Timeouts](#timeouts)) |
 //! | `schema` | `toast` | the schema holding the tables, created if missing; must match `^[A-Za-z_][A-Za-z0-9_]{0,62}$` (case is kept) |
 //!
 //! Options passed to the driver (sqlx): `sslmode` (`disable`, `allow`,
@@ -30,8 +32,9 @@
 //! rustls), `sslrootcert`, `sslcert`, `sslkey`, `application_name` (default
 //! `serde-toast`), `options`, `statement-cache-capacity`, `host` (a directory
 //! for a Unix socket), `hostaddr`, `port`, `dbname`, `user`, `password`. Any
-//! other option is rejected with [`Error::Validation`], so a misspelt one is
-//! not silently ignored.
+//! other option is rejected with [`Error::Validation`] naming it, so a
+//! misspelt one is not silently ignored. Seconds are decimal numbers (`0.5`)
+//! above 0.
 //!
 //! ```no_run
 //! # async fn demo() -> toast::Result<()> {
@@ -56,15 +59,33 @@
 //!   the names' escapes, below, never produce U+0001 `'/'`, so the key
 //!   stands for exactly one tenant and class).
 //! - `<schema>._toast_migrations`: `version, name, checksum, applied_at`, one
-//!   row per applied migration. It is toast's own table: an application's sqlx
-//!   `_sqlx_migrations` table is never read or touched.
+//!   row per applied migration, its checksum the SHA-256 of the migration's
+//!   SQL. It is toast's own table: an application's sqlx `_sqlx_migrations`
+//!   table is never read or touched.
 //!
-//! At connect, toast reads the recorded version; when it is behind, it applies
-//! the missing migrations in one transaction holding a PostgreSQL advisory
-//! lock for the schema, so any number of processes may start at once against
-//! an empty database. Re-running is a no-op. A database whose recorded version
-//! is newer than this release knows ([`SCHEMA_VERSION`]) is refused with
-//! [`Error::Validation`] before anything is written.
+//! At connect, toast reads the applied migrations and verifies their
+//! checksums; when some are missing, it applies them in one transaction
+//! holding a PostgreSQL advisory lock for the schema, so any number of
+//! processes may start at once against an empty database. Re-running is a
+//! no-op. A database whose recorded version is newer than this release knows
+//! ([`SCHEMA_VERSION`]), or one of whose applied migrations differs from the
+//! one shipped, is refused with [`Error::Validation`] before anything is
+//! written.
+//!
+//! # Timeouts
+//!
+//! Every round trip is bounded. Waiting for a connection is bounded by
+//! `acquire_timeout`; the first connection of [`crate::Store::connect`] by
+//! `connect_timeout`. Each statement is bounded by `statement_timeout` twice
+//! over: the server cancels one that runs longer (the connection's
+//! `statement_timeout` setting, so it holds for your own queries on
+//! [`PostgresBackend::pool`] too), and the client stops waiting for an answer
+//! that does not come — a network that stalls after the statement was sent —
+//! and closes that connection; the pool opens a fresh one when it needs it,
+//! so the same store works again once the server is reachable. Either way the
+//! operation fails with [`Error::Connection`]. The migrations at connect get
+//! `statement_timeout` for each statement they may send: raise it for a first
+//! connect that upgrades a very big table.
 //!
 //! # Strings PostgreSQL cannot hold
 //!
@@ -88,15 +109,20 @@
 //! - [`Error::Connection`] (with the URL, password redacted, and a hint such as
 //!   "is PostgreSQL running at 127.0.0.1:5432?") when the server cannot be
 //!   reached, refuses the login, the database does not exist, TLS fails, the
-//!   server shuts down, or no connection frees up within `acquire_timeout`.
-//!   Connect fails within `connect_timeout`; an operation while the server is
-//!   down fails within `acquire_timeout`. When the server is back, the same
-//!   store works again: dead connections are tested and replaced.
+//!   server shuts down, no connection frees up within `acquire_timeout`, or a
+//!   statement gets no answer within `statement_timeout`. Connect fails
+//!   within `connect_timeout`; an operation while the server is down fails
+//!   within `acquire_timeout`. When the server is back, the same store works
+//!   again: dead connections are tested and replaced.
 //! - [`Error::Validation`] for a bad option, a non-UTF8 database, a database
-//!   schema newer than this release, or JSON holding `\u0000`.
+//!   schema newer than this release or a changed migration, JSON holding
+//!   `\u0000`, or a stored record that cannot be read back — corrupted
+//!   columns, or a timestamp toast cannot hold (`infinity`, `-infinity`, a
+//!   year past 262143) — naming its class and id.
 //! - [`Error::Backend`] for any other SQL failure, with the driver's error as
 //!   its source.
 
+mod bounded;
 mod errors;
 mod list;
 mod load;
@@ -138,6 +164,9 @@ pub const DEFAULT_POOL_MAX: u32 = 10;
 /// The default seconds to wait for a connection (`?acquire_timeout=` overrides it).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The default bound on each statement (`?statement_timeout=` overrides it).
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 mod pool;
 
 /// A PostgreSQL store: a connection pool and the statements for one schema.
@@ -160,6 +189,7 @@ impl fmt::Debug for PostgresBackend {
             .field("schema", &self.schema)
             .field("pool_max", &self.diag.pool_max)
             .field("acquire_timeout", &self.diag.acquire_timeout)
+            .field("statement_timeout", &self.diag.statement_timeout)
             .finish()
     }
 }
@@ -201,7 +231,16 @@ impl PostgresBackend {
         })?
         .map_err(|e| diag.error("connect", e))?;
 
-        let migrated = migrate::run(&mut conn, &schema, &diag).await;
+        // Each statement the migrations may send gets statement_timeout.
+        let statements = 2 * migrate::MIGRATIONS.len() + 6;
+        let limit = settings
+            .statement_timeout
+            .saturating_mul(u32::try_from(statements).unwrap_or(u32::MAX));
+        let migrated =
+            match tokio::time::timeout(limit, migrate::run(&mut conn, &schema, &diag)).await {
+                Ok(migrated) => migrated,
+                Err(_) => Err(diag.timed_out("migrate")),
+            };
         // Closing politely is best effort: the connection is dropped either way.
         let _ = conn.close().await;
         migrated?;

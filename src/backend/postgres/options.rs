@@ -6,7 +6,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::ConnectOptions;
 
 use super::errors::Diagnostics;
-use super::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_MAX, DEFAULT_SCHEMA};
+use super::{DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_POOL_MAX, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT};
 use crate::backend::support::Known;
 use crate::error::{Error, Result};
 use crate::url::ConnectUrl;
@@ -15,7 +15,13 @@ use crate::url::ConnectUrl;
 /// reaches sqlx), and sqlx's (`options[NAME]` too).
 pub(super) static OPTIONS: Known = Known {
     backend: "PostgreSQL",
-    own: &["pool_max", "acquire_timeout", "connect_timeout", "schema"],
+    own: &[
+        "pool_max",
+        "acquire_timeout",
+        "connect_timeout",
+        "statement_timeout",
+        "schema",
+    ],
     driver: &[
         "sslmode",
         "ssl-mode",
@@ -51,6 +57,7 @@ pub(super) struct Settings {
     pub(super) pool_max: u32,
     pub(super) acquire_timeout: Duration,
     pub(super) connect_timeout: Duration,
+    pub(super) statement_timeout: Duration,
 }
 
 impl Settings {
@@ -66,6 +73,9 @@ impl Settings {
         let connect_timeout = options
             .positive_seconds("connect_timeout")?
             .unwrap_or(acquire_timeout);
+        let statement_timeout = options
+            .positive_seconds("statement_timeout")?
+            .unwrap_or(DEFAULT_STATEMENT_TIMEOUT);
         let schema = options
             .get("schema")
             .unwrap_or_else(|| DEFAULT_SCHEMA.to_owned());
@@ -81,6 +91,9 @@ impl Settings {
         if connect.get_application_name().is_none() {
             connect = connect.application_name("serde-toast");
         }
+        // The server cancels a statement that runs over the bound, too.
+        let millis = statement_timeout.as_millis().max(1);
+        connect = connect.options([("statement_timeout", format!("{millis}ms"))]);
         Ok(Settings {
             connect,
             redacted,
@@ -89,6 +102,7 @@ impl Settings {
             pool_max,
             acquire_timeout,
             connect_timeout,
+            statement_timeout,
         })
     }
 
@@ -116,6 +130,7 @@ impl Settings {
             pool_max: self.pool_max,
             acquire_timeout: self.acquire_timeout,
             connect_timeout: self.connect_timeout,
+            statement_timeout: self.statement_timeout,
         };
         if self.hides_authority {
             // Host, port, user and database were parsed out of text that
@@ -173,6 +188,10 @@ mod tests {
         assert_eq!(s.pool_max, 3);
         assert_eq!(s.acquire_timeout, Duration::from_millis(500));
         assert_eq!(s.connect_timeout, Duration::from_millis(500));
+        assert_eq!(s.statement_timeout, DEFAULT_STATEMENT_TIMEOUT);
+        let t = settings("postgres://u@h/db?statement_timeout=1.5").unwrap();
+        assert_eq!(t.statement_timeout, Duration::from_millis(1500));
+        assert!(settings("postgres://u@h/db?statement_timeout=0").is_err());
         assert_eq!(s.schema, "app_toast");
         assert_eq!(s.connect.get_port(), 6543);
         assert_eq!(s.connect.get_database(), Some("db"));

@@ -90,18 +90,27 @@ impl PostgresBackend {
             })
             .collect::<Result<Vec<_>>>()?;
         let chunks = chunks(&rows, |row| row.data.len());
+        let mut conn = self.connection("save").await?;
         if let [only] = chunks.as_slice() {
-            return self.upsert(&self.pool, only).await;
+            return match self.within(1, self.upsert(&mut *conn, only)).await {
+                Some(done) => done,
+                None => Err(self.timed_out(conn, "save")),
+            };
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.diag.error("save", e))?;
-        for chunk in chunks {
-            self.upsert(&mut *tx, chunk).await?;
+        // BEGIN, a statement per chunk, COMMIT.
+        let transaction = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(|e| self.diag.error("save", e))?;
+            for chunk in &chunks {
+                self.upsert(&mut *tx, chunk).await?;
+            }
+            tx.commit().await.map_err(|e| self.diag.error("save", e))
+        };
+        match self.within(chunks.len() + 2, transaction).await {
+            Some(done) => done,
+            None => Err(self.timed_out(conn, "save")),
         }
-        tx.commit().await.map_err(|e| self.diag.error("save", e))
     }
 
     pub(super) async fn delete_records(&self, keys: &[Key]) -> Result<u64> {
@@ -110,14 +119,18 @@ impl PostgresBackend {
             return Ok(0);
         }
         let (tenants, classes, ids) = key_columns(&keys);
-        let done = sqlx::query(&self.sql.delete)
+        let mut conn = self.connection("delete").await?;
+        let statement = sqlx::query(&self.sql.delete)
             .bind(tenants)
             .bind(classes)
             .bind(ids)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.diag.error("delete", e))?;
-        Ok(done.rows_affected())
+            .execute(&mut *conn);
+        match self.within(1, statement).await {
+            Some(done) => Ok(done
+                .map_err(|e| self.diag.error("delete", e))?
+                .rows_affected()),
+            None => Err(self.timed_out(conn, "delete")),
+        }
     }
 }
 

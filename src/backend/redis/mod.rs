@@ -158,7 +158,8 @@
 //! backoff). Every operation — connect included — is bounded: each round trip
 //! (each chunk of a big save or load is one) fails with [`Error::Connection`]
 //! after at most `connect_timeout + timeout` (7 s with the defaults), whether the
-//! server is down, unreachable or stopped; it never hangs. Once the server is
+//! server is down, unreachable or stopped, or its reply is lost on the way
+//! (a stalled network); it never hangs. Once the server is
 //! back, the same store works again. `save`, `load` and `list` are
 //! idempotent, so when the connection turns out to be dead as one of their
 //! round trips is sent, it is sent once more on the new connection (within

@@ -43,10 +43,15 @@ const PACKED_MIN: usize = 16;
 /// describes the n-th slice of the other two. The key is the id in hex (`IN`
 /// list) or the key's position (join). Lengths are of the bytes (`CAST … AS
 /// BLOB`), so any data passes unchanged; `group_concat` skips the NULL
-/// references of leaf records, whose length is then 0.
-const PACKED_COLUMNS: &str = "group_concat(printf('%s %d %d %d %d %d ', {key_text}, \
-    {r}schema_version, {r}created_at, {r}updated_at, length(CAST({r}refs AS BLOB)), \
-    length(CAST({r}data AS BLOB))), ''), \
+/// references of leaf records, whose length is then 0. A schema version or
+/// timestamp that is not an integer (a corrupted row) is written `-`, which
+/// no integer parses as, rather than the `0` that `%d` would make of it: the
+/// record is then corrupted here as it is when read as a row.
+const PACKED_COLUMNS: &str = "group_concat(printf('%s %s %s %s %d %d ', {key_text}, \
+    CASE typeof({r}schema_version) WHEN 'integer' THEN {r}schema_version ELSE '-' END, \
+    CASE typeof({r}created_at) WHEN 'integer' THEN {r}created_at ELSE '-' END, \
+    CASE typeof({r}updated_at) WHEN 'integer' THEN {r}updated_at ELSE '-' END, \
+    length(CAST({r}refs AS BLOB)), length(CAST({r}data AS BLOB))), ''), \
     CAST(group_concat({r}refs, '') AS BLOB), CAST(group_concat({r}data, '') AS BLOB)";
 
 /// A row load's columns: the key (see [`PACKED_COLUMNS`]), then a record's.
@@ -258,7 +263,7 @@ impl SqliteBackend {
                     Ok(()) => {}
                     // Over SQLite's length limit as one value: row by row.
                     Err(e) if is_too_big(&e) => self.load_rows(chunk, &mut out).await?,
-                    Err(e) => return Err(self.err("load records", e)),
+                    Err(e) => return Err(self.load_error(e)),
                 }
             }
             rows += out.len() - before;
@@ -271,6 +276,19 @@ impl SqliteBackend {
             }
         }
         Ok(out)
+    }
+
+    /// A packed load's failure: a record that cannot be read back comes
+    /// back as the corrupted-record error it is, as from a row load; a
+    /// driver error is mapped as any other.
+    fn load_error(&self, e: sqlx::Error) -> Error {
+        match e {
+            sqlx::Error::Decode(source) => match source.downcast::<Error>() {
+                Ok(error) => *error,
+                Err(source) => self.err("load records", sqlx::Error::Decode(source)),
+            },
+            e => self.err("load records", e),
+        }
     }
 
     /// The statement selecting `chunk`'s rows (`select`) from a primary-key

@@ -42,13 +42,22 @@
 //! records are slices of that row's data, not copies. A delete is one
 //! statement per tenant and class; a listing one statement, paged in SQL.
 //!
+//! # Timeouts
+//!
+//! SQLite runs in the process, so a statement has no network to wait on;
+//! what it waits on is the write lock another connection or process holds,
+//! for at most `busy_timeout`, and a connection of the pool, for at most
+//! `busy_timeout` plus 5 seconds. Either way the operation then fails with
+//! [`Error::Connection`].
+//!
 //! # Errors
 //!
 //! - [`Error::Validation`]: a URL without a path or with a bad option, a
 //!   schema newer than this release or a changed migration, a stored
 //!   record that cannot be read back (naming its class and id).
-//! - [`Error::Connection`]: the file cannot be opened or created, or no
-//!   connection frees up in time.
+//! - [`Error::Connection`]: the file cannot be opened or created, the write
+//!   lock stays taken longer than `busy_timeout`, or no connection frees up
+//!   in time.
 //! - [`Error::Backend`]: any other SQLite failure, with its source.
 
 mod list;
@@ -162,9 +171,25 @@ impl SqliteBackend {
                     Some(Box::new(e)),
                 )
             }
+            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => Error::connection(
+                format!("sqlite://{}", self.path),
+                format!(
+                    "cannot {what}: the database stayed locked longer than busy_timeout \
+                     ({db}) — another connection or process holds its write lock; raise \
+                     busy_timeout if that is expected"
+                ),
+                Some(Box::new(sqlx::Error::Database(db))),
+            ),
             other => Error::backend(format!("SQLite: cannot {what}: {other}"), other),
         }
     }
+}
+
+/// Whether an SQLite result code (extended or not) is `SQLITE_BUSY` or
+/// `SQLITE_LOCKED`: the lock stayed taken past the busy timeout.
+fn is_busy(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 #[async_trait]
@@ -188,5 +213,48 @@ impl Backend for SqliteBackend {
     async fn close(&self) -> Result<()> {
         self.pool.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A writer that waits on another's write lock gives up after
+    /// `busy_timeout` with a connection error.
+    #[tokio::test]
+    async fn a_lock_held_past_busy_timeout_is_a_connection_error() {
+        assert!(is_busy(Some("5")) && is_busy(Some("517")) && is_busy(Some("6")));
+        assert!(!is_busy(Some("1")) && !is_busy(None) && !is_busy(Some("x")));
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?busy_timeout=0.2",
+            dir.path().join("busy.db").display()
+        );
+        let backend = SqliteBackend::connect(&ConnectUrl::parse(&url).unwrap())
+            .await
+            .unwrap();
+        let mut holder = backend.pool.begin().await.unwrap();
+        sqlx::query("DELETE FROM toast_records WHERE 0")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let record = Record::new(Key::new("t", "C", uuid::Uuid::new_v4()), "1", vec![]);
+        let started = Instant::now();
+        let err = backend
+            .save(std::slice::from_ref(&record))
+            .await
+            .unwrap_err();
+        assert!(err.is_connection(), "{err:?}");
+        assert!(err.to_string().contains("busy_timeout"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        holder.rollback().await.unwrap();
+        backend.save(&[record]).await.unwrap();
     }
 }
