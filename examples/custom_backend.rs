@@ -46,7 +46,7 @@ fn hex(s: &str) -> String {
 }
 
 fn io_err(what: &str, e: std::io::Error) -> Error {
-    Error::backend(format!("files backend: cannot {what}"), e)
+    Error::backend_with(format!("files backend: cannot {what}"), e)
 }
 
 impl FileBackend {
@@ -54,10 +54,10 @@ impl FileBackend {
     pub fn new(root: impl Into<PathBuf>) -> toast::Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|e| {
-            Error::connection(
+            Error::connection_with(
                 format!("files://{}", root.display()),
                 format!("cannot create the directory: {e}"),
-                Some(Box::new(e)),
+                e,
             )
         })?;
         Ok(FileBackend {
@@ -100,7 +100,8 @@ impl Backend for FileBackend {
                 created_at,
                 updated_at: r.updated_at,
             };
-            let bytes = serde_json::to_vec(&stored).map_err(|e| Error::backend("encode", e))?;
+            let bytes =
+                serde_json::to_vec(&stored).map_err(|e| Error::backend_with("encode", e))?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| io_err("create a directory", e))?;
             }

@@ -102,10 +102,15 @@ pub const MAX_TITLE: usize = 500;
 /// and as sent to clients.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct Todo {
+    /// The todo's id (also its details' id).
     pub id: Uuid,
+    /// Its title, at most 500 characters.
     pub title: String,
+    /// Whether it is done.
     pub completed: bool,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it was last changed.
     pub updated_at: DateTime<Utc>,
     /// Stored out of line under the todo's id; serialized as its reference.
     #[schema(value_type = DetailsReference)]
@@ -116,8 +121,10 @@ pub struct Todo {
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Details {
+    /// Free text.
     #[serde(default)]
     pub notes: String,
+    /// The checklist, in order.
     #[serde(default)]
     pub checklist: Vec<ChecklistItem>,
 }
@@ -126,7 +133,9 @@ pub struct Details {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistItem {
+    /// What to do.
     pub text: String,
+    /// Whether it is done.
     #[serde(default)]
     pub done: bool,
 }
@@ -134,26 +143,30 @@ pub struct ChecklistItem {
 /// A todo's `details` as sent to clients: the toast reference of the record
 /// holding them (what `External<Details>` serializes to), resolved with
 /// `GET /details/{id}`.
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, Debug, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetailsReference {
+    /// Always `Details`.
     pub class_name: DetailsClass,
     /// The todo's id.
     pub id: Uuid,
 }
 
 /// The class name of every details record.
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, Debug, ToSchema)]
 pub enum DetailsClass {
+    /// The class of [`Details`].
     Details,
 }
 
 /// `details` in an update: a new value, or the todo's own reference, meaning
 /// "unchanged" (so that a todo read with `GET` can be sent back as it is).
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Debug, ToSchema)]
 #[serde(untagged)]
 pub enum DetailsUpdate {
+    /// New details.
     Value(Details),
+    /// The todo's own reference: the details stay as they are.
     Unchanged(DetailsReference),
 }
 

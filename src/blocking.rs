@@ -66,7 +66,7 @@ impl OwnedRuntime {
         self.0
             .as_ref()
             .map(Runtime::handle)
-            .ok_or_else(|| Error::backend_msg("the blocking store's runtime is shut down"))
+            .ok_or_else(|| Error::backend("the blocking store's runtime is shut down"))
     }
 }
 
@@ -121,7 +121,7 @@ impl Store {
             .thread_name("toast-blocking")
             .enable_all()
             .build()
-            .map_err(|e| Error::backend("cannot start the blocking store's runtime", e))?;
+            .map_err(|e| Error::backend_with("cannot start the blocking store's runtime", e))?;
         Ok(Arc::new(OwnedRuntime(Some(runtime))))
     }
 

@@ -110,33 +110,42 @@ impl Error {
         }
     }
 
-    /// A [`Error::Backend`] with a message and its cause.
-    pub fn backend(message: impl fmt::Display, source: impl Into<BoxError>) -> Self {
-        Error::Backend {
-            message: message.to_string(),
-            source: Some(source.into()),
-        }
-    }
-
-    /// A [`Error::Backend`] with a message only.
-    pub fn backend_msg(message: impl fmt::Display) -> Self {
+    /// A [`Error::Backend`] with a message.
+    pub fn backend(message: impl fmt::Display) -> Self {
         Error::Backend {
             message: message.to_string(),
             source: None,
         }
     }
 
+    /// A [`Error::Backend`] with a message and its cause.
+    pub fn backend_with(message: impl fmt::Display, source: impl Into<BoxError>) -> Self {
+        Error::Backend {
+            message: message.to_string(),
+            source: Some(source.into()),
+        }
+    }
+
     /// A [`Error::Connection`]. Pass the URL already redacted
-    /// ([`crate::ConnectUrl::redacted`] does that).
-    pub fn connection(
+    /// ([`crate::backend::ConnectUrl::redacted`] does that).
+    pub fn connection(redacted_url: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::Connection {
+            url: redacted_url.into(),
+            message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// A [`Error::Connection`] with its cause (the driver's error).
+    pub fn connection_with(
         redacted_url: impl Into<String>,
         message: impl fmt::Display,
-        source: Option<BoxError>,
+        source: impl Into<BoxError>,
     ) -> Self {
         Error::Connection {
             url: redacted_url.into(),
             message: message.to_string(),
-            source,
+            source: Some(source.into()),
         }
     }
 

@@ -97,7 +97,7 @@ where
     let factory: BackendFactory = Arc::new(move |url| -> BackendFuture { Box::pin(factory(url)) });
     REGISTRY
         .write()
-        .map_err(|_| Error::backend_msg("the backend registry is poisoned"))?
+        .map_err(|_| Error::backend("the backend registry is poisoned"))?
         .insert(scheme, factory);
     Ok(())
 }
@@ -113,7 +113,7 @@ pub fn registered_schemes() -> Vec<String> {
 pub(crate) fn factory_for(scheme: &str) -> Result<BackendFactory> {
     let map = REGISTRY
         .read()
-        .map_err(|_| Error::backend_msg("the backend registry is poisoned"))?;
+        .map_err(|_| Error::backend("the backend registry is poisoned"))?;
     match map.get(scheme) {
         Some(f) => Ok(Arc::clone(f)),
         None => {

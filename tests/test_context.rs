@@ -108,7 +108,8 @@ async fn a_failed_flush_is_an_error_and_keeps_the_records() {
     })
     .await;
     result.unwrap();
-    let reference = toast::Reference::new("Item", support::content_id("Item", br#"{"name":"kept"}"#));
+    let reference =
+        toast::Reference::new("Item", support::content_id("Item", br#"{"name":"kept"}"#));
     assert_eq!(
         store.get::<Item>(&reference).await.unwrap(),
         Item {

@@ -22,9 +22,10 @@ async fn one_connection_backend(
     let url = shared_url();
     let schema = unique_schema(prefix);
     let store_url = with_option(&url, &format!("schema={schema}&pool_max=1"));
-    let backend =
-        toast::backend::postgres::PostgresBackend::connect(&toast::backend::ConnectUrl::parse(&store_url)?)
-            .await?;
+    let backend = toast::backend::postgres::PostgresBackend::connect(
+        &toast::backend::ConnectUrl::parse(&store_url)?,
+    )
+    .await?;
     Ok((url, schema, backend))
 }
 

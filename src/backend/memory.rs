@@ -162,7 +162,7 @@ pub(crate) fn connect(url: &ConnectUrl) -> Result<Arc<dyn Backend>> {
     }
     let mut named = NAMED
         .lock()
-        .map_err(|_| Error::backend_msg("memory backend registry is poisoned"))?;
+        .map_err(|_| Error::backend("memory backend registry is poisoned"))?;
     let backend = named
         .entry(name.to_owned())
         .or_insert_with(|| {
@@ -201,7 +201,7 @@ impl MemoryBackend {
     }
 
     fn poisoned() -> Error {
-        Error::backend_msg("memory backend lock poisoned by a panic in another thread")
+        Error::backend("memory backend lock poisoned by a panic in another thread")
     }
 
     fn read(&self, shard: usize) -> Result<std::sync::RwLockReadGuard<'_, Tenants>> {
@@ -416,9 +416,7 @@ mod tests {
             reads += 1;
             tokio::task::yield_now().await;
         }
-        writer
-            .await
-            .map_err(|e| Error::backend_msg(e.to_string()))??;
+        writer.await.map_err(|e| Error::backend(e.to_string()))??;
         assert_eq!(backend.len(), 64);
         assert_eq!(backend.delete(&keys).await?, 64);
         assert!(backend.is_empty());

@@ -52,7 +52,7 @@ pub mod conformance;
 /// #[async_trait::async_trait]
 /// impl Backend for MapBackend {
 ///     async fn save(&self, records: &[Record]) -> toast::Result<()> {
-///         let mut map = self.0.lock().map_err(|_| toast::Error::backend_msg("poisoned"))?;
+///         let mut map = self.0.lock().map_err(|_| toast::Error::backend("poisoned"))?;
 ///         for r in records {
 ///             let mut r = r.clone();
 ///             if let Some(old) = map.get(&r.key) { r.created_at = old.created_at; }
@@ -61,11 +61,11 @@ pub mod conformance;
 ///         Ok(())
 ///     }
 ///     async fn load(&self, keys: &[Key]) -> toast::Result<Vec<Record>> {
-///         let map = self.0.lock().map_err(|_| toast::Error::backend_msg("poisoned"))?;
+///         let map = self.0.lock().map_err(|_| toast::Error::backend("poisoned"))?;
 ///         Ok(keys.iter().filter_map(|k| map.get(k).cloned()).collect())
 ///     }
 ///     async fn delete(&self, keys: &[Key]) -> toast::Result<u64> {
-///         let mut map = self.0.lock().map_err(|_| toast::Error::backend_msg("poisoned"))?;
+///         let mut map = self.0.lock().map_err(|_| toast::Error::backend("poisoned"))?;
 ///         Ok(keys.iter().filter(|k| map.remove(*k).is_some()).count() as u64)
 ///     }
 /// }

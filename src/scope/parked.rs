@@ -81,7 +81,7 @@ impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         match take_parked_matching(&e.to_string()) {
             Some(parked) => parked,
-            None if e.is_io() => Error::backend("I/O error while (de)serializing", e),
+            None if e.is_io() => Error::backend_with("I/O error while (de)serializing", e),
             None => Error::validation_with(format!("invalid document: {e}"), e),
         }
     }

@@ -217,9 +217,8 @@ impl Context {
                     // on a thread of the caller's, where tokio forbids
                     // `block_in_place`. The workers run the load while this
                     // thread waits for it.
-                    std::thread::scope(|s| s.spawn(|| handle.block_on(fut)).join()).map_err(
-                        |_| Error::backend_msg("loading a reference on the spot panicked"),
-                    )??
+                    std::thread::scope(|s| s.spawn(|| handle.block_on(fut)).join())
+                        .map_err(|_| Error::backend("loading a reference on the spot panicked"))??
                 }
             }
             _ => {

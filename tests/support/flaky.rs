@@ -35,7 +35,6 @@ impl Backend for Flaky {
             return Err(Error::connection(
                 "flaky://",
                 "injected failure: the store is down",
-                None,
             ));
         }
         self.inner.save(records).await
@@ -45,7 +44,6 @@ impl Backend for Flaky {
             return Err(Error::connection(
                 "flaky://",
                 "injected failure: the store is down",
-                None,
             ));
         }
         self.inner.load(keys).await

@@ -228,7 +228,7 @@ impl Backend for Intercepted {
             tokio::time::sleep(self.save_delay).await;
         }
         if self.fail_saves.load(Ordering::SeqCst) {
-            return Err(toast::Error::backend_msg(
+            return Err(toast::Error::backend(
                 "disk full (injected by the test backend)",
             ));
         }

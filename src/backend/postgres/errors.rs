@@ -30,7 +30,6 @@ impl Diagnostics {
                  statement_timeout if the statement is only slow",
                 self.statement_timeout, self.endpoint
             ),
-            None,
         )
     }
 
@@ -41,11 +40,7 @@ impl Diagnostics {
         let endpoint = &self.endpoint;
         let running = format!("is PostgreSQL running at {endpoint}?");
         let connection = |message: String, e: sqlx::Error| {
-            Error::connection(
-                &self.url,
-                format!("postgres {operation}: {message}"),
-                Some(Box::new(e)),
-            )
+            Error::connection_with(&self.url, format!("postgres {operation}: {message}"), e)
         };
         match &e {
             sqlx::Error::Io(io) => {
@@ -131,7 +126,7 @@ impl Diagnostics {
                         ),
                         e,
                     ),
-                    "3F000" | "42P01" => Error::backend(
+                    "3F000" | "42P01" => Error::backend_with(
                         format!(
                             "postgres {operation}: {message} — the toast tables are missing \
                              (was the schema changed by hand?); drop the whole schema and \
@@ -139,13 +134,13 @@ impl Diagnostics {
                         ),
                         e,
                     ),
-                    _ => Error::backend(
+                    _ => Error::backend_with(
                         format!("postgres {operation} failed: {message} (SQLSTATE {code})"),
                         e,
                     ),
                 }
             }
-            _ => Error::backend(format!("postgres {operation} failed: {e}"), e),
+            _ => Error::backend_with(format!("postgres {operation} failed: {e}"), e),
         }
     }
 }

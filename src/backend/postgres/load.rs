@@ -102,7 +102,7 @@ fn into_sqlx(e: Error) -> sqlx::Error {
 /// once into the record (its UTF-8 is checked where it is parsed).
 fn decode_row(row: &PgRow, key: Option<&Key>) -> Result<Record> {
     let key =
-        key.ok_or_else(|| Error::backend_msg("PostgreSQL returned a row for a key not asked for"))?;
+        key.ok_or_else(|| Error::backend("PostgreSQL returned a row for a key not asked for"))?;
     let bad = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
         corrupted_with(&key.class_name, Some(key.id), format!("bad {what}"), e)
     };

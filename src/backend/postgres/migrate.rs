@@ -86,7 +86,7 @@ impl PgSteps<'_> {
     fn tx(&mut self) -> Result<&mut PgConnection> {
         match self.tx.as_mut() {
             Some(tx) => Ok(&mut **tx),
-            None => Err(Error::backend_msg(
+            None => Err(Error::backend(
                 "PostgreSQL migrations: a step ran outside the transaction",
             )),
         }
@@ -134,7 +134,7 @@ impl Steps for PgSteps<'_> {
 
     async fn lock(&mut self) -> Result<()> {
         let Some(conn) = self.conn.take() else {
-            return Err(Error::backend_msg(
+            return Err(Error::backend(
                 "PostgreSQL migrations: the lock was taken twice",
             ));
         };

@@ -226,7 +226,6 @@ impl PostgresBackend {
                      and reachable from here?",
                     diag.connect_timeout, diag.endpoint
                 ),
-                None,
             )
         })?
         .map_err(|e| diag.error("connect", e))?;

@@ -69,7 +69,7 @@ impl RedisBackend {
             })
             .await?;
         if heads.len() != found.len() {
-            return Err(Error::backend_msg(format!(
+            return Err(Error::backend(format!(
                 "Redis answered {} replies to a pipeline of {} GETRANGE commands",
                 heads.len(),
                 found.len()

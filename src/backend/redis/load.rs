@@ -55,7 +55,7 @@ impl RedisBackend {
                 })
                 .await?;
             if reply.len() != chunk.len() {
-                return Err(Error::backend_msg(format!(
+                return Err(Error::backend(format!(
                     "Redis answered MGET of {} keys with {} values",
                     chunk.len(),
                     reply.len()

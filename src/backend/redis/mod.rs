@@ -223,10 +223,9 @@ use crate::url::ConnectUrl;
 
 pub use keys::escape;
 
-use errors::is_dead_connection;
+use errors::{is_dead_connection, Origin};
 use keys::{key_head, KeyHeads};
 use options::parse_options;
-use save::UPDATE_SCRIPT;
 
 /// The key prefix when the URL gives none.
 pub const DEFAULT_PREFIX: &str = "toast";
@@ -494,8 +493,9 @@ impl RedisBackend {
     /// retrying once on a dead connection when `idempotent`, and maps errors.
     async fn run<T, F, Fut>(&self, what: &str, idempotent: bool, op: F) -> Result<T>
     where
-        F: Fn(ConnectionManager) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
+        F: Fn(ConnectionManager) -> Fut + Send,
+        Fut: Future<Output = redis::RedisResult<T>> + Send,
+        T: Send,
     {
         let attempt = async {
             match op(self.conn.clone()).await {
@@ -511,9 +511,31 @@ impl RedisBackend {
     }
 }
 
+/// The update script (`update.lua`): see the module docs.
+const UPDATE_SCRIPT: &str = include_str!("update.lua");
+
 impl Shared {
     pub(super) fn bound(&self) -> Duration {
         self.connect_timeout + self.response_timeout
+    }
+
+    /// What an error from this backend names.
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            url: &self.url,
+            host_port: &self.host_port,
+            bound: self.bound(),
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+        }
+    }
+
+    pub(super) fn map_err(&self, what: &str, e: redis::RedisError) -> Error {
+        self.origin().map_err(what, e)
+    }
+
+    pub(super) fn deadline_error(&self, what: &str) -> Error {
+        self.origin().deadline_error(what)
     }
 
     fn key_of(&self, key: &Key) -> String {

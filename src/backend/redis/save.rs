@@ -13,7 +13,6 @@ use crate::record::{Key, Record};
 
 /// The update script (`update.lua`): rewrites the records whose `SET … NX`
 /// found the key taken, keeping their `created_at`.
-pub(super) const UPDATE_SCRIPT: &str = include_str!("update.lua");
 
 /// `SET key value NX [PX ttl_ms]`: stores a new record, or leaves a taken
 /// key as it is (an update then goes through the update script).
@@ -67,7 +66,7 @@ impl RedisBackend {
             .await?
         };
         if replies.len() != records.len() {
-            return Err(Error::backend_msg(format!(
+            return Err(Error::backend(format!(
                 "Redis answered {} replies to a pipeline of {} SET commands",
                 replies.len(),
                 records.len()

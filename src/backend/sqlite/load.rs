@@ -119,7 +119,7 @@ fn row_key<'k>(keys: &'k [Key], by_id: Option<&[usize]>, named: RowKey) -> Resul
             .and_then(|&i| keys.get(i)),
         (RowKey::Id(_), None) => None,
     }
-    .ok_or_else(|| Error::backend_msg("SQLite returned a row for a key not asked for"))
+    .ok_or_else(|| Error::backend("SQLite returned a row for a key not asked for"))
 }
 
 /// The class of an `IN`-list load (one class), for a row whose id is unreadable.
@@ -139,7 +139,7 @@ struct Packed<'a> {
 impl Packed<'_> {
     /// The next record, its data a slice of the data column (no copy).
     fn next(&mut self, keys: &[Key], by_id: Option<&[usize]>) -> Result<Record> {
-        let malformed = || Error::backend_msg("SQLite returned a malformed packed load");
+        let malformed = || Error::backend("SQLite returned a malformed packed load");
         let headers = self.headers;
         let mut at = self.at.0;
         let mut field = || -> Option<&[u8]> {
@@ -398,7 +398,7 @@ impl SqliteBackend {
         let named = match by_id {
             None => RowKey::Position(
                 row.try_get(0)
-                    .map_err(|e| Error::backend("SQLite returned a malformed row", e))?,
+                    .map_err(|e| Error::backend_with("SQLite returned a malformed row", e))?,
             ),
             Some(_) => {
                 let unreadable = |e: Box<dyn std::error::Error + Send + Sync>| {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::{Executor, Row, Sqlite, SqlitePool, Transaction};
 
-use super::SqliteBackend;
+use super::errors::db_error;
 use crate::backend::support::migrate::{self, Applied, Migration, Steps};
 use crate::error::{Error, Result};
 
@@ -34,17 +34,17 @@ pub(super) fn latest() -> i64 {
 }
 
 /// Brings the file to [`latest`].
-pub(super) async fn run(backend: &SqliteBackend) -> Result<()> {
+pub(super) async fn run(pool: &SqlitePool, path: &str) -> Result<()> {
     let mut steps = SqliteSteps {
-        backend,
-        pool: &backend.pool,
+        path,
+        pool,
         tx: None,
     };
     migrate::run(&mut steps, MIGRATIONS).await
 }
 
 struct SqliteSteps<'a> {
-    backend: &'a SqliteBackend,
+    path: &'a str,
     pool: &'a SqlitePool,
     tx: Option<Transaction<'static, Sqlite>>,
 }
@@ -53,7 +53,7 @@ impl SqliteSteps<'_> {
     fn tx(&mut self) -> Result<&mut sqlx::SqliteConnection> {
         match self.tx.as_mut() {
             Some(tx) => Ok(&mut **tx),
-            None => Err(Error::backend_msg(
+            None => Err(Error::backend(
                 "SQLite migrations: a step ran outside the transaction",
             )),
         }
@@ -63,7 +63,7 @@ impl SqliteSteps<'_> {
 #[async_trait]
 impl Steps for SqliteSteps<'_> {
     async fn lock(&mut self) -> Result<()> {
-        let err = |what: &str, e| self.backend.err(what, e);
+        let err = |what: &str, e| db_error(self.path, what, e);
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS _toast_migrations (
                 version INTEGER PRIMARY KEY,
@@ -97,32 +97,32 @@ impl Steps for SqliteSteps<'_> {
     }
 
     async fn applied(&mut self) -> Result<Vec<Applied>> {
-        let backend = self.backend;
+        let path = self.path;
         let rows = sqlx::query(
             "SELECT m.version, c.checksum FROM _toast_migrations m \
              LEFT JOIN _toast_migration_checksums c ON c.version = m.version",
         )
         .fetch_all(self.tx()?)
         .await
-        .map_err(|e| backend.err("read the schema version", e))?;
+        .map_err(|e| db_error(path, "read the schema version", e))?;
         rows.iter()
             .map(|row| {
                 Ok(Applied {
                     version: row
                         .try_get(0)
-                        .map_err(|e| backend.err("read the schema version", e))?,
+                        .map_err(|e| db_error(path, "read the schema version", e))?,
                     checksum: row
                         .try_get(1)
-                        .map_err(|e| backend.err("read the schema version", e))?,
+                        .map_err(|e| db_error(path, "read the schema version", e))?,
                 })
             })
             .collect()
     }
 
     async fn apply(&mut self, migration: &Migration, checksum: &str) -> Result<()> {
-        let backend = self.backend;
+        let path = self.path;
         let version = migration.version;
-        let err = |what: &str, e| backend.err(&format!("{what} migration {version}"), e);
+        let err = |what: &str, e| db_error(path, &format!("{what} migration {version}"), e);
         let conn = self.tx()?;
         // `Executor::execute` on the connection, not `sqlx::raw_sql`, whose
         // future fails the higher-ranked `Send` check inside a boxed future.
@@ -152,7 +152,7 @@ impl Steps for SqliteSteps<'_> {
             Some(tx) => tx
                 .commit()
                 .await
-                .map_err(|e| self.backend.err("commit the migrations", e)),
+                .map_err(|e| db_error(self.path, "commit the migrations", e)),
             None => Ok(()),
         }
     }
@@ -163,6 +163,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
+    use crate::backend::sqlite::SqliteBackend;
     use crate::backend::Backend;
     use crate::url::ConnectUrl;
 

@@ -60,6 +60,7 @@
 //!   in time.
 //! - [`Error::Backend`]: any other SQLite failure, with its source.
 
+mod errors;
 mod list;
 mod load;
 mod migrate;
@@ -120,20 +121,20 @@ impl SqliteBackend {
             .connect_with(connect)
             .await
             .map_err(|e| {
-                Error::connection(
+                Error::connection_with(
                     url.redacted(),
                     format!(
                         "cannot open the SQLite database at {path}: {e} — does its directory \
                          exist, and may this process write there?"
                     ),
-                    Some(Box::new(e)),
+                    e,
                 )
             })?;
         let backend = SqliteBackend {
             pool,
             path: settings.path,
         };
-        migrate::run(&backend).await?;
+        migrate::run(&backend.pool, &backend.path).await?;
         Ok(backend)
     }
 
@@ -160,36 +161,10 @@ impl SqliteBackend {
         migrate::latest()
     }
 
-    /// Maps a driver error: the file or the pool unreachable →
-    /// [`Error::Connection`]; anything else → [`Error::Backend`].
+    /// Maps a driver error ([`errors::db_error`]).
     fn err(&self, what: &str, e: sqlx::Error) -> Error {
-        match e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                Error::connection(
-                    format!("sqlite://{}", self.path),
-                    format!("cannot {what}: {e} — is the database file still reachable?"),
-                    Some(Box::new(e)),
-                )
-            }
-            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => Error::connection(
-                format!("sqlite://{}", self.path),
-                format!(
-                    "cannot {what}: the database stayed locked longer than busy_timeout \
-                     ({db}) — another connection or process holds its write lock; raise \
-                     busy_timeout if that is expected"
-                ),
-                Some(Box::new(sqlx::Error::Database(db))),
-            ),
-            other => Error::backend(format!("SQLite: cannot {what}: {other}"), other),
-        }
+        errors::db_error(&self.path, what, e)
     }
-}
-
-/// Whether an SQLite result code (extended or not) is `SQLITE_BUSY` or
-/// `SQLITE_LOCKED`: the lock stayed taken past the busy timeout.
-fn is_busy(code: Option<&str>) -> bool {
-    code.and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 #[async_trait]
@@ -220,6 +195,7 @@ impl Backend for SqliteBackend {
 mod tests {
     use std::time::{Duration, Instant};
 
+    use super::errors::is_busy;
     use super::*;
 
     /// A writer that waits on another's write lock gives up after

@@ -18,10 +18,10 @@ pub(crate) use corrupt::{corrupted, corrupted_with};
 pub(crate) use options::Known;
 pub(crate) use paging::Page;
 
+/// std's maps with toast's seeded hash.
+pub(crate) use crate::hash::SeededHash;
 /// A few most recently used values, compared by content (Redis key heads).
 #[cfg(feature = "redis")]
 pub(crate) use crate::recent::Recent;
 /// The references a record holds.
 pub(crate) use crate::reference::Reference;
-/// std's maps with toast's seeded hash.
-pub(crate) use crate::hash::SeededHash;
