@@ -2,6 +2,7 @@
 //! for the defect: stored timestamps PostgreSQL accepts and chrono cannot
 //! hold, SQLite corruption read through every load path, and round trips
 //! whose reply is lost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

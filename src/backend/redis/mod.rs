@@ -493,7 +493,7 @@ impl RedisBackend {
     /// retrying once on a dead connection when `idempotent`, and maps errors.
     async fn run<T, F, Fut>(&self, what: &str, idempotent: bool, op: F) -> Result<T>
     where
-        F: Fn(ConnectionManager) -> Fut + Send,
+        F: Fn(ConnectionManager) -> Fut + Send + Sync,
         Fut: Future<Output = redis::RedisResult<T>> + Send,
         T: Send,
     {
@@ -511,7 +511,8 @@ impl RedisBackend {
     }
 }
 
-/// The update script (`update.lua`): see the module docs.
+/// The update script (`update.lua`): rewrites the records whose `SET … NX`
+/// found the key taken, keeping their `created_at`.
 const UPDATE_SCRIPT: &str = include_str!("update.lua");
 
 impl Shared {

@@ -11,9 +11,6 @@ use crate::backend::support::batch::{self, distinct};
 use crate::error::{Error, Result};
 use crate::record::{Key, Record};
 
-/// The update script (`update.lua`): rewrites the records whose `SET … NX`
-/// found the key taken, keeping their `created_at`.
-
 /// `SET key value NX [PX ttl_ms]`: stores a new record, or leaves a taken
 /// key as it is (an update then goes through the update script).
 fn set_new<'a>(
