@@ -83,26 +83,7 @@ pub(crate) async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
     // into that table; on memory and Redis the claim check by hand.
     let shaped = t.shaped.as_deref();
     let hand_made_into = shaped.unwrap_or(raw);
-    let toast_op = move || -> BoxFut<'_, Duration> {
-        Box::pin(async move {
-            let doc = Doc {
-                title: title.clone(),
-                items: next_revision(items, rev).into_iter().map(ExtItem).collect(),
-            };
-            let (elapsed, json) = timed(async {
-                toast::scope(store.clone(), toast::to_json(&doc))
-                    .await
-                    .map_err(err)?
-                    .map_err(err)
-            })
-            .await?;
-            let mut de = serde_json::Deserializer::from_str(&json);
-            let refs = toast::collect_references(&mut de).map_err(err)?;
-            t.delete_refs(&refs).await?;
-            t.settle_toast().await?;
-            Ok(elapsed)
-        })
-    };
+    let toast_op = move || -> BoxFut<'_, Duration> { Box::pin(toast_write(t, items, title, rev)) };
     let base_op = move || -> BoxFut<'_, Duration> { Box::pin(write_raw(raw, items, title, rev)) };
     let mut shaped_op = shaped.map(|shaped| {
         move || -> BoxFut<'_, Duration> { Box::pin(write_raw(shaped, items, title, rev)) }
@@ -143,6 +124,33 @@ pub(crate) async fn bench_write_1k(t: &Target, fx: &Fixture) -> R<Row> {
         aside_us.next(),
     );
     Ok(row)
+}
+
+/// One toast write of the next revision of `items` (see [`revision`]) as a
+/// [`Doc`]: `to_json` in a scope, timed; then what it wrote deleted and the
+/// store settled, outside the timer.
+async fn toast_write(
+    t: &Target,
+    items: &[Item],
+    title: &str,
+    rev: &std::sync::atomic::AtomicU64,
+) -> R<Duration> {
+    let doc = Doc {
+        title: title.to_owned(),
+        items: next_revision(items, rev).into_iter().map(ExtItem).collect(),
+    };
+    let (elapsed, json) = timed(async {
+        toast::scope(t.store.clone(), toast::to_json(&doc))
+            .await
+            .map_err(err)?
+            .map_err(err)
+    })
+    .await?;
+    let mut de = serde_json::Deserializer::from_str(&json);
+    let refs = toast::collect_references(&mut de).map_err(err)?;
+    t.delete_refs(&refs).await?;
+    t.settle_toast().await?;
+    Ok(elapsed)
 }
 
 /// The note of a shaped-baseline aside.
@@ -249,6 +257,51 @@ async fn inline_read(raw: &Raw, inline: &str, ids: &[Uuid], who: &str) -> R<Dura
     Ok(elapsed)
 }
 
+/// One toast read of `json`, a [`Doc`] of `n` externals: `from_json` in a
+/// fresh scope, timed.
+async fn toast_read(store: &toast::Store, json: &str, n: usize) -> R<Duration> {
+    let (elapsed, doc) = timed(async {
+        toast::scope(store.clone(), toast::from_json::<Doc>(json))
+            .await
+            .map_err(err)?
+            .map_err(err)
+    })
+    .await?;
+    if doc.items.len() != n {
+        return Err("toast read a short document".into());
+    }
+    Ok(elapsed)
+}
+
+/// `read_1k`'s claim check by hand on `raw`, for the [`ClaimDoc`] `claim` of
+/// `n` references: what toast does, written out for this one document: parse
+/// the references, read their payloads in one batch, decode each. It keeps
+/// the rows in the order the driver returns them, where a real claim check
+/// must put each value back in its place: a lower bound on hand-written code.
+async fn read_claim_check(raw: &Raw, claim: &str, n: usize) -> R<Duration> {
+    let (elapsed, doc) = timed(async {
+        let claims: ClaimDoc<'_> = serde_json::from_str(claim).map_err(err)?;
+        let ids: Vec<Uuid> = claims.items.iter().map(|r| r.id).collect();
+        let payloads = raw.read(&ids).await?;
+        let items = payloads
+            .iter()
+            .map(|p| {
+                let text = std::str::from_utf8(p).map_err(err)?;
+                serde_json::from_str::<Item>(text).map_err(err)
+            })
+            .collect::<R<Vec<Item>>>()?;
+        Ok(InlineDoc {
+            title: claims.title,
+            items,
+        })
+    })
+    .await?;
+    if doc.items.len() != n {
+        return Err("the hand-made claim check read a short document".into());
+    }
+    Ok(elapsed)
+}
+
 pub(crate) async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
     let store = &t.store;
     let json = toast::scope(store.clone(), toast::to_json(&fx.doc))
@@ -274,36 +327,7 @@ pub(crate) async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
             Box::pin(inline_read(shaped, inline, ids, "the shaped baseline"))
         }
     });
-    let mut hand = move || -> BoxFut<'_, Duration> {
-        Box::pin(async move {
-            // What toast does, written out for this one document: parse
-            // the references, read their payloads in one batch, decode
-            // each. It keeps the rows in the order the driver returns
-            // them, where a real claim check must put each value back in
-            // its place: a lower bound on hand-written code.
-            let (elapsed, doc) = timed(async {
-                let claims: ClaimDoc<'_> = serde_json::from_str(claim).map_err(err)?;
-                let ids: Vec<Uuid> = claims.items.iter().map(|r| r.id).collect();
-                let payloads = raw.read(&ids).await?;
-                let items = payloads
-                    .iter()
-                    .map(|p| {
-                        let text = std::str::from_utf8(p).map_err(err)?;
-                        serde_json::from_str::<Item>(text).map_err(err)
-                    })
-                    .collect::<R<Vec<Item>>>()?;
-                Ok(InlineDoc {
-                    title: claims.title,
-                    items,
-                })
-            })
-            .await?;
-            if doc.items.len() != 1000 {
-                return Err("the hand-made claim check read a short document".into());
-            }
-            Ok(elapsed)
-        })
-    };
+    let mut hand = move || -> BoxFut<'_, Duration> { Box::pin(read_claim_check(raw, claim, 1000)) };
     let mut asides: Vec<Op<'_, '_>> = vec![&mut hand];
     if let Some(op) = shaped_op.as_mut() {
         asides.push(op);
@@ -311,21 +335,7 @@ pub(crate) async fn bench_read_1k(t: &Target, fx: &Fixture) -> R<Row> {
     let m = compare_aside(
         batch_plan(t.which),
         store,
-        move || {
-            Box::pin(async move {
-                let (elapsed, doc) = timed(async {
-                    toast::scope(store.clone(), toast::from_json::<Doc>(json))
-                        .await
-                        .map_err(err)?
-                        .map_err(err)
-                })
-                .await?;
-                if doc.items.len() != 1000 {
-                    return Err("toast read a short document".into());
-                }
-                Ok(elapsed)
-            })
-        },
+        move || Box::pin(toast_read(store, json, 1000)),
         move || Box::pin(inline_read(raw, inline, ids, "baseline")),
         asides,
     )
