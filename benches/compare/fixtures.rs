@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{err, R};
 
-const ITEM_BYTES: usize = 1024;
+pub(crate) const ITEM_BYTES: usize = 1024;
 
 /// The ~1 KiB item: an id, a name, a few tags, a text body.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -2,8 +2,14 @@
 //!
 //! ```text
 //! cargo bench --bench compare --features postgres,redis -- \
-//!     [--backend memory|sqlite|postgres|redis|all] [--json FILE] [--only write_1k,single,…]
+//!     [--backend memory|sqlite|postgres|redis|all] [--json FILE] [--svg FILE] \
+//!     [--only write_1k,single,…]
+//! cargo bench --bench compare -- --chart FILE.json --svg FILE.svg
 //! ```
+//!
+//! `--svg` draws the chart of the run (`chart.rs`) from the same JSON lines
+//! `--json` writes; `--chart` draws it from a file of them, without running
+//! anything.
 //!
 //! Each toast figure is measured in the same run as its baseline, the two
 //! interleaved rep by rep (baseline first on even reps, toast first on odd
@@ -25,6 +31,7 @@
 //! unreachable is reported as `skipped: <reason>`, never as a zero.
 
 mod big_doc;
+mod chart;
 mod fixtures;
 mod measure;
 mod raw;
@@ -47,8 +54,8 @@ use crate::measure::{FIXED_REPS, PROFILE_SIDE};
 use crate::report::{table, Row};
 use crate::targets::{setup, Which};
 use crate::workloads::{
-    bench_concurrent, bench_nested_3, bench_read_1k, bench_single, bench_write_1k, target_of,
-    BENCHES,
+    bench_concurrent, bench_nested_3, bench_read_1k, bench_scale, bench_single, bench_write_1k,
+    rows_of, target_of, BENCHES,
 };
 
 type R<T> = Result<T, String>;
@@ -61,12 +68,21 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 struct Args {
     backends: Vec<Which>,
     json: Option<PathBuf>,
+    /// `--svg`: the chart drawn from the JSON lines (of this run, or of `chart`).
+    svg: Option<PathBuf>,
+    /// `--chart`: a file of JSON lines to draw instead of running.
+    chart: Option<PathBuf>,
     only: Vec<String>,
 }
+
+const USAGE: &str = "[--backend memory|sqlite|postgres|redis|all] [--json FILE] [--svg FILE] \
+                     [--chart FILE.json --svg FILE.svg]";
 
 fn parse_args() -> R<Args> {
     let mut backends = vec![Which::Memory, Which::Sqlite];
     let mut json = None;
+    let mut svg = None;
+    let mut chart = None;
     let mut only = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -94,6 +110,12 @@ fn parse_args() -> R<Args> {
                 let _ = FIXED_REPS.set(n.parse().map_err(|_| format!("--reps {n}: not a number"))?);
             }
             "--json" => json = Some(PathBuf::from(args.next().ok_or("--json needs a file")?)),
+            "--svg" => svg = Some(PathBuf::from(args.next().ok_or("--svg needs a file")?)),
+            "--chart" => {
+                chart = Some(PathBuf::from(
+                    args.next().ok_or("--chart needs a file of JSON lines")?,
+                ));
+            }
             "--only" => {
                 only = args
                     .next()
@@ -109,17 +131,21 @@ fn parse_args() -> R<Args> {
             "--bench" => {}
             other if other.starts_with("--") => {
                 return Err(format!(
-                    "unknown option {other}: [--backend memory|sqlite|postgres|redis|all] \
-                     [--json FILE] [--only {}]",
+                    "unknown option {other}: {USAGE} [--only {}]",
                     BENCHES.join(",")
                 ))
             }
             _ => {}
         }
     }
+    if chart.is_some() && svg.is_none() {
+        return Err("--chart needs --svg FILE to draw into".into());
+    }
     Ok(Args {
         backends,
         json,
+        svg,
+        chart,
         only,
     })
 }
@@ -201,6 +227,7 @@ async fn run_backend(which: Which, only: &[String], dir: &Path) -> Vec<Row> {
             eprintln!("[{name}] skipped: {reason}");
             return wanted
                 .into_iter()
+                .flat_map(rows_of)
                 .map(|b| {
                     let mut r = Row::skipped(name, b, &reason);
                     r.target = target_of(b);
@@ -219,35 +246,46 @@ async fn run_backend(which: Which, only: &[String], dir: &Path) -> Vec<Row> {
         let _ = std::io::stderr().flush();
         let started = Instant::now();
         let result = match bench {
-            "write_1k" => bench_write_1k(&target, &fixture).await,
-            "read_1k" => bench_read_1k(&target, &fixture).await,
-            "nested_3" => bench_nested_3(&target, &fixture).await,
-            "single" => bench_single(&target, &fixture).await,
-            "concurrent" => bench_concurrent(&target, &fixture).await,
+            "write_1k" => bench_write_1k(&target, &fixture).await.map(|r| vec![r]),
+            "read_1k" => bench_read_1k(&target, &fixture).await.map(|r| vec![r]),
+            "nested_3" => bench_nested_3(&target, &fixture).await.map(|r| vec![r]),
+            "single" => bench_single(&target, &fixture).await.map(|r| vec![r]),
+            "concurrent" => bench_concurrent(&target, &fixture).await.map(|r| vec![r]),
+            "scale" => bench_scale(&target).await,
             _ => {
                 let dir = dir.to_owned();
                 tokio::task::spawn_blocking(move || bench_big_doc(which, &dir))
                     .await
                     .map_err(err)
                     .and_then(|r| r)
+                    .map(|r| vec![r])
             }
         };
-        let mut row = result.unwrap_or_else(|e| {
-            let mut r = Row::skipped(name, bench, &format!("failed: {e}"));
-            r.target = target_of(bench);
-            r
+        let got = result.unwrap_or_else(|e| {
+            rows_of(bench)
+                .into_iter()
+                .map(|b| {
+                    let mut r = Row::skipped(name, b, &format!("failed: {e}"));
+                    r.target = target_of(b);
+                    r
+                })
+                .collect()
         });
-        if row.target.is_empty() {
-            row.target = target_of(bench);
-        }
+        let ratios: Vec<String> = got
+            .iter()
+            .filter_map(|r| r.ratio().map(|x| format!(", ratio {x:.2}")))
+            .collect();
         eprintln!(
             "{:.1} s{}",
             started.elapsed().as_secs_f64(),
-            row.ratio()
-                .map(|r| format!(", ratio {r:.2}"))
-                .unwrap_or_default()
+            ratios.concat()
         );
-        rows.push(row);
+        for mut row in got {
+            if row.target.is_empty() {
+                row.target = target_of(row.bench);
+            }
+            rows.push(row);
+        }
     }
     let ids: Vec<Uuid> = fixture.payloads.iter().map(|(id, _)| *id).collect();
     if let Err(e) = target.cleanup(&ids).await {
@@ -269,6 +307,19 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let (Some(from), Some(svg)) = (&args.chart, &args.svg) {
+        let drawn = std::fs::read_to_string(from)
+            .map_err(|e| format!("cannot read {}: {e}", from.display()))
+            .and_then(|lines| chart::draw(&lines, svg, &from.display().to_string()));
+        match drawn {
+            Ok(()) => eprintln!("wrote {}", svg.display()),
+            Err(e) => {
+                eprintln!("compare: cannot draw {}: {e}", svg.display());
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let started = Instant::now();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -308,16 +359,28 @@ fn main() {
     print!("{}", table(&rows));
     println!();
     println!("total time: {:.1} s", elapsed.as_secs_f64());
+    let mut text = String::new();
+    for r in &rows {
+        let _ = writeln!(text, "{}", r.json());
+    }
     if let Some(path) = &args.json {
-        let mut text = String::new();
-        for r in &rows {
-            let _ = writeln!(text, "{}", r.json());
-        }
-        if let Err(e) = std::fs::write(path, text) {
+        if let Err(e) = std::fs::write(path, &text) {
             eprintln!("compare: cannot write {}: {e}", path.display());
             std::process::exit(1);
         }
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(svg) = &args.svg {
+        // Drawn from the JSON lines, as `--chart` draws them from a file.
+        let source = args
+            .json
+            .as_ref()
+            .map_or_else(|| "this run".to_owned(), |p| p.display().to_string());
+        if let Err(e) = chart::draw(&text, svg, &source) {
+            eprintln!("compare: cannot draw {}: {e}", svg.display());
+            std::process::exit(1);
+        }
+        eprintln!("wrote {}", svg.display());
     }
     let failed = rows.iter().any(|r| {
         r.skipped

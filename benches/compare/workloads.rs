@@ -7,9 +7,10 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::fixtures::{
-    payloads_of, ClaimDoc, Doc, ExtItem, Fixture, InlineDoc, InlineNested, Item, NestedDoc,
+    make_item, payloads_of, ClaimDoc, Doc, ExtItem, Fixture, InlineDoc, InlineNested, Item,
+    NestedDoc, ITEM_BYTES,
 };
-use crate::measure::{compare, compare_aside, median, timed, Op, Plan};
+use crate::measure::{compare, compare_aside, median, timed, Measured, Op, Plan};
 use crate::raw::Raw;
 use crate::report::{fmt_us, Row};
 use crate::targets::{Target, Which};
@@ -19,14 +20,24 @@ const SINGLE_SAMPLES: usize = 2_000;
 const TASKS: usize = 32;
 const PER_TASK: usize = 500;
 
-pub(crate) const BENCHES: [&str; 6] = [
+pub(crate) const BENCHES: [&str; 7] = [
     "write_1k",
     "read_1k",
     "nested_3",
     "single",
     "concurrent",
+    "scale",
     "big_doc",
 ];
+
+/// The rows a bench of [`BENCHES`] gives: `scale` one per shape, the others
+/// one of their own name.
+pub(crate) fn rows_of(bench: &'static str) -> Vec<&'static str> {
+    match bench {
+        "scale" => vec!["scale_write", "scale_read"],
+        other => vec![other],
+    }
+}
 
 pub(crate) fn target_of(bench: &str) -> &'static str {
     match bench {
@@ -34,6 +45,7 @@ pub(crate) fn target_of(bench: &str) -> &'static str {
         "single" => "≤ 1.20",
         "nested_3" => "round_trips = 3",
         "big_doc" => "RSS ≤ 2.5 × payload",
+        "scale" | "scale_write" | "scale_read" => SCALE_TARGET,
         _ => "",
     }
 }
@@ -612,4 +624,170 @@ pub(crate) async fn bench_concurrent(t: &Target, fx: &Fixture) -> R<Row> {
     );
     row.aside("shaped_baseline_us", SHAPED, m.aside_us.first().copied());
     Ok(row)
+}
+
+/// `scale`'s documents: externals per document, the `write_1k` and `read_1k`
+/// shapes at each size.
+const SCALE_SIZES: [usize; 3] = [10, 1_000, 100_000];
+
+/// Per external, the cost at the largest size ÷ the cost at 1,000.
+const SCALE_LIMIT: f64 = 1.2;
+const SCALE_TARGET: &str = "100k ÷ 1k ≤ 1.20 per external";
+
+/// How long and how often to measure one `scale` size: the small documents
+/// as `write_1k`'s are measured, the largest (a large part of a second or
+/// more per rep) a few times.
+fn scale_plan(which: Which, n: usize) -> Plan {
+    let memory = which == Which::Memory;
+    if n <= 100 {
+        Plan {
+            warmup: 20,
+            min: 101,
+            max: 5_001,
+            budget: Duration::from_secs(1),
+        }
+    } else if n <= 10_000 {
+        Plan {
+            warmup: 3,
+            min: 21,
+            max: 501,
+            budget: Duration::from_secs(if memory { 2 } else { 3 }),
+        }
+    } else {
+        Plan {
+            warmup: 1,
+            min: 3,
+            max: if memory { 7 } else { 3 },
+            budget: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `scale`: the `write_1k` and `read_1k` shapes with each of
+/// [`SCALE_SIZES`] externals (items of `write_1k`'s size), toast beside the
+/// same claim check by hand; one row per shape.
+pub(crate) async fn bench_scale(t: &Target) -> R<Vec<Row>> {
+    let largest = SCALE_SIZES[SCALE_SIZES.len() - 1];
+    let items: Vec<Item> = (0..largest)
+        .map(|i| make_item(u64::try_from(i).unwrap_or(0), ITEM_BYTES))
+        .collect();
+    let mut writes = Vec::new();
+    let mut reads = Vec::new();
+    for n in SCALE_SIZES {
+        writes.push((n, scale_write(t, &items[..n]).await?));
+        reads.push((n, scale_read(t, &items[..n]).await?));
+    }
+    Ok(vec![
+        scale_row(t.which, "scale_write", &writes),
+        scale_row(t.which, "scale_read", &reads),
+    ])
+}
+
+/// `write_1k`'s shape with `items.len()` externals: toast beside the claim
+/// check by hand (into a table of toast's shape where there is one, as in
+/// `write_1k`), both writing a new revision every rep.
+async fn scale_write(t: &Target, items: &[Item]) -> R<Measured> {
+    let rev = std::sync::atomic::AtomicU64::new(1);
+    let rev = &rev;
+    let into = t.shaped.as_deref().unwrap_or(&*t.raw);
+    compare(
+        scale_plan(t.which, items.len()),
+        &t.store,
+        move || Box::pin(toast_write(t, items, "scale", rev)),
+        move || Box::pin(write_claim_check(into, items, "scale", rev)),
+    )
+    .await
+}
+
+/// `read_1k`'s shape with `items.len()` externals: toast beside the claim
+/// check by hand, each reading what it wrote beforehand, deleted afterwards.
+async fn scale_read(t: &Target, items: &[Item]) -> R<Measured> {
+    let n = items.len();
+    let doc = Doc {
+        title: "scale".into(),
+        items: items.iter().cloned().map(ExtItem).collect(),
+    };
+    let json = toast::scope(t.store.clone(), toast::to_json(&doc))
+        .await
+        .map_err(err)?
+        .map_err(err)?;
+    drop(doc);
+    let payloads = payloads_of(items)?;
+    let raw = &*t.raw;
+    raw.write(&payloads).await?;
+    let claim = serde_json::to_string(&ClaimDoc::of("scale", &payloads)).map_err(err)?;
+    let (json, claim) = (&json, &claim);
+    let measured = compare(
+        scale_plan(t.which, n),
+        &t.store,
+        move || Box::pin(toast_read(&t.store, json, n)),
+        move || Box::pin(read_claim_check(raw, claim, n)),
+    )
+    .await;
+    let ids: Vec<Uuid> = payloads.iter().map(|(id, _)| *id).collect();
+    discard(raw, &ids).await?;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let refs = toast::collect_references(&mut de).map_err(err)?;
+    t.delete_refs(&refs).await?;
+    t.settle_toast().await?;
+    measured
+}
+
+/// One `scale` row from its runs (externals, measurement), smallest first:
+/// toast, baseline (the claim check by hand) and round trips of the
+/// largest; the cost per external of each size and its growth from 1,000
+/// to the largest in the extras and the note.
+fn scale_row(which: Which, bench: &'static str, runs: &[(usize, Measured)]) -> Row {
+    let Some((largest, last)) = runs.last() else {
+        return Row::skipped(which.name(), bench, "no size measured");
+    };
+    let per_external = |us: fn(&Measured) -> f64| -> Vec<(usize, f64)> {
+        runs.iter().map(|(n, m)| (*n, us(m) / *n as f64)).collect()
+    };
+    let toast = per_external(|m| m.toast_us);
+    let hand = per_external(|m| m.baseline_us);
+    let growth = |v: &[(usize, f64)]| {
+        let at = |k: usize| v.iter().find(|(n, _)| *n == k).map(|(_, us)| *us);
+        Some(at(*largest)? / at(1_000)?)
+    };
+    let (toast_growth, hand_growth) = (growth(&toast), growth(&hand));
+    let thousandths = |x: f64| (x * 1000.0).round() / 1000.0;
+    let by_size = |v: &[(usize, f64)]| {
+        serde_json::Value::Object(
+            v.iter()
+                .map(|(n, x)| (n.to_string(), thousandths(*x).into()))
+                .collect(),
+        )
+    };
+    let round_trips: Vec<(usize, f64)> = runs.iter().map(|(n, m)| (*n, m.round_trips)).collect();
+    let mut row = Row::measured(which.name(), bench, last);
+    row.target = SCALE_TARGET;
+    row.met = toast_growth.map(|g| g <= SCALE_LIMIT);
+    row.extra = vec![
+        ("externals", (*largest).into()),
+        ("per_external_us", by_size(&toast)),
+        ("by_hand_per_external_us", by_size(&hand)),
+        ("ratio_100k_to_1k", toast_growth.map(thousandths).into()),
+        (
+            "by_hand_ratio_100k_to_1k",
+            hand_growth.map(thousandths).into(),
+        ),
+        ("round_trips_per_size", by_size(&round_trips)),
+    ];
+    let list = |v: &[(usize, f64)]| {
+        v.iter()
+            .map(|(n, us)| format!("{n}: {}", fmt_us(*us)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fmt_growth = |g: Option<f64>| g.map_or_else(|| "—".to_owned(), |g| format!("{g:.2}"));
+    row.note = format!(
+        "per external, toast {} (100k ÷ 1k {}); by hand {} ({}); toast, baseline (the claim \
+         check by hand) and round trips of the {largest} run",
+        list(&toast),
+        fmt_growth(toast_growth),
+        list(&hand),
+        fmt_growth(hand_growth),
+    );
+    row
 }
