@@ -15,9 +15,15 @@ use crate::{err, R};
 /// The by-hand target of BENCH.md, drawn as a dashed line.
 const BY_HAND_TARGET: f64 = 1.10;
 
+/// The scale target of BENCH.md (cost per external, 100k ÷ 1k), drawn over
+/// each growth bar.
+const SCALE_TARGET: f64 = 1.20;
+
 const WIDTH: u32 = 1200;
 const PANEL_HEIGHT: u32 = 280;
-const TITLE_HEIGHT: u32 = 60;
+const TITLE_HEIGHT: u32 = 84;
+const TARGET_RED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+const GREY_TEXT: RGBColor = RGBColor(0x55, 0x55, 0x55);
 
 /// The three series, in the order of their bars.
 const SERIES: [(&str, RGBColor); 3] = [
@@ -114,20 +120,56 @@ pub(crate) fn draw(json_lines: &str, path: &std::path::Path, source: &str) -> R<
     .map_err(err)?;
     head.draw(&Text::new(
         format!(
-            "from {source}; dashed line: the by-hand target {BY_HAND_TARGET:.2}; \
-             scale_*: toast ÷ by hand on the largest document"
+            "from {source}; scale_*: toast ÷ by hand on the largest document, \
+             and how its cost per external grew"
         ),
         (20, 38),
-        ("sans-serif", 13)
-            .into_font()
-            .color(&RGBColor(0x55, 0x55, 0x55)),
+        ("sans-serif", 13).into_font().color(&GREY_TEXT),
     ))
     .map_err(err)?;
+    legend(&head)?;
     let areas = body.split_evenly((panels.len(), 1));
-    for (i, ((backend, bars), area)) in panels.iter().zip(&areas).enumerate() {
-        draw_panel(area, backend, bars, i == 0)?;
+    for ((backend, bars), area) in panels.iter().zip(&areas) {
+        draw_panel(area, backend, bars)?;
     }
     root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The key under the title: each series' colour, then the two target lines.
+fn legend<DB: DrawingBackend>(head: &DrawingArea<DB, plotters::coord::Shift>) -> R<()>
+where
+    DB::ErrorType: 'static,
+{
+    let font = ("sans-serif", 13).into_font();
+    let y = 66;
+    let mut x = 20;
+    for (name, color) in SERIES {
+        head.draw(&Rectangle::new(
+            [(x, y - 6), (x + 12, y + 6)],
+            color.filled(),
+        ))
+        .map_err(err)?;
+        head.draw(&Text::new(name, (x + 18, y - 7), font.clone()))
+            .map_err(err)?;
+        x += 30 + i32::try_from(name.chars().count()).map_err(err)? * 7;
+    }
+    let targets = [
+        (format!("by-hand target {BY_HAND_TARGET:.2}"), TARGET_RED),
+        (format!("scale target {SCALE_TARGET:.2}"), SERIES[2].1),
+    ];
+    for (name, color) in targets {
+        head.draw(&plotters::element::DashedPathElement::new(
+            vec![(x, y), (x + 28, y)],
+            6,
+            4,
+            color.stroke_width(2),
+        ))
+        .map_err(err)?;
+        head.draw(&Text::new(name.clone(), (x + 34, y - 7), font.clone()))
+            .map_err(err)?;
+        x += 50 + i32::try_from(name.chars().count()).map_err(err)? * 7;
+    }
     Ok(())
 }
 
@@ -135,7 +177,6 @@ fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     backend: &str,
     bars: &[Bar],
-    legend: bool,
 ) -> R<()>
 where
     DB::ErrorType: 'static,
@@ -182,7 +223,7 @@ where
         .map_err(err)?;
     }
     let width = 0.8 / SERIES.len() as f64;
-    for (s, (name, color)) in SERIES.iter().enumerate() {
+    for (s, (_, color)) in SERIES.iter().enumerate() {
         let offset = 0.1 + width * s as f64;
         let rects = bars.iter().enumerate().filter_map(|(i, b)| {
             let v = b.ratios[s]?;
@@ -192,13 +233,7 @@ where
                 color.filled(),
             ))
         });
-        let drawn = chart.draw_series(rects).map_err(err)?;
-        if legend {
-            let color = *color;
-            drawn.label(*name).legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-            });
-        }
+        chart.draw_series(rects).map_err(err)?;
         let values = bars.iter().enumerate().filter_map(|(i, b)| {
             let v = b.ratios[s]?;
             let x = i as f64 + offset + width * 0.46;
@@ -240,18 +275,26 @@ where
             vec![(0.0, BY_HAND_TARGET), (n as f64, BY_HAND_TARGET)],
             6,
             4,
-            RGBColor(0xd6, 0x27, 0x28).stroke_width(1),
+            TARGET_RED.stroke_width(1),
         )))
         .map_err(err)?;
-    if legend {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-            .label_font(("sans-serif", 12).into_font())
-            .draw()
-            .map_err(err)?;
-    }
+    // The scale target over each growth bar.
+    let growth_targets = bars
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.ratios[2].is_some())
+        .map(|(i, _)| {
+            let x = i as f64 + 0.1 + width * 2.0;
+            plotters::element::DashedPathElement::new(
+                vec![
+                    (x - width * 0.1, SCALE_TARGET),
+                    (x + width * 1.02, SCALE_TARGET),
+                ],
+                5,
+                3,
+                SERIES[2].1.stroke_width(2),
+            )
+        });
+    chart.draw_series(growth_targets).map_err(err)?;
     Ok(())
 }

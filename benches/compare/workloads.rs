@@ -776,18 +776,32 @@ fn scale_row(which: Which, bench: &'static str, runs: &[(usize, Measured)]) -> R
     ];
     let list = |v: &[(usize, f64)]| {
         v.iter()
-            .map(|(n, us)| format!("{n}: {}", fmt_us(*us)))
+            .map(|(n, us)| format!("{}: {}", thousands(*n), fmt_us(*us)))
             .collect::<Vec<_>>()
             .join(", ")
     };
     let fmt_growth = |g: Option<f64>| g.map_or_else(|| "—".to_owned(), |g| format!("{g:.2}"));
     row.note = format!(
         "per external, toast {} (100k ÷ 1k {}); by hand {} ({}); toast, baseline (the claim \
-         check by hand) and round trips of the {largest} run",
+         check by hand) and round trips of the {} run",
         list(&toast),
         fmt_growth(toast_growth),
         list(&hand),
         fmt_growth(hand_growth),
+        thousands(*largest),
     );
     row
+}
+
+/// `100000` as `100,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
