@@ -251,7 +251,7 @@ async fn run_backend(which: Which, only: &[String], dir: &Path) -> Vec<Row> {
             "nested_3" => bench_nested_3(&target, &fixture).await.map(|r| vec![r]),
             "single" => bench_single(&target, &fixture).await.map(|r| vec![r]),
             "concurrent" => bench_concurrent(&target, &fixture).await.map(|r| vec![r]),
-            "scale" => bench_scale(&target).await,
+            "scale" => bench_scale(&target, only.iter().any(|o| o == "scale")).await,
             _ => {
                 let dir = dir.to_owned();
                 tokio::task::spawn_blocking(move || bench_big_doc(which, &dir))

@@ -494,6 +494,43 @@ impl Raw {
         Ok(())
     }
 
+    /// Empties the baseline's table in one statement where it holds only
+    /// this run's rows: SQLite's (a `DELETE` without a condition, which
+    /// SQLite runs as a truncation) and PostgreSQL's (`TRUNCATE`). `false`
+    /// on memory and Redis, whose payloads are deleted by id instead.
+    pub(crate) async fn empty(&self) -> R<bool> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Raw::Sqlite { pool, shaped, .. } => {
+                let table = sqlite_raw_table(*shaped);
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(pool)
+                    .await
+                    .map_err(err)?;
+                checkpoint(pool).await?;
+                Ok(true)
+            }
+            #[cfg(feature = "postgres")]
+            Raw::Postgres { pool, table, .. } => {
+                truncate_pg(pool, table).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Empties toast's table of this run on PostgreSQL (in its schema of
+    /// this run, `toast_schema`), with the baseline's pool.
+    pub(crate) async fn empty_toast(&self, toast_schema: &str) -> R<()> {
+        #[cfg(feature = "postgres")]
+        if let Raw::Postgres { pool, .. } = self {
+            return truncate_pg(pool, &format!("\"{toast_schema}\".records")).await;
+        }
+        Err(format!(
+            "no PostgreSQL pool to empty schema {toast_schema} with"
+        ))
+    }
+
     /// Drops toast's schema of this run (PostgreSQL), before
     /// [`Raw::cleanup`] closes the pool.
     pub(crate) async fn drop_schema(&self, toast_schema: &str) -> R<()> {
@@ -516,6 +553,16 @@ impl Raw {
         }
         self.delete(written).await
     }
+}
+
+/// Empties the PostgreSQL table `table` (a qualified, quoted name).
+#[cfg(feature = "postgres")]
+async fn truncate_pg(pool: &sqlx::PgPool, table: &str) -> R<()> {
+    sqlx::query(&format!("TRUNCATE {table}"))
+        .execute(pool)
+        .await
+        .map_err(err)?;
+    Ok(())
 }
 
 /// Drops the PostgreSQL schema `quoted` (an identifier in double quotes)

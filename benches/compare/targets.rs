@@ -205,6 +205,26 @@ impl Target {
         Ok(())
     }
 
+    /// Empties toast's table in one statement where it holds only this
+    /// run's records: SQLite's (its own file; checkpointed after) and
+    /// PostgreSQL's (its own schema). `false` on memory and Redis.
+    pub(crate) async fn empty_toast(&self) -> R<bool> {
+        #[cfg(feature = "sqlite")]
+        if let Some(pool) = &self.toast_file {
+            sqlx::query("DELETE FROM toast_records")
+                .execute(pool)
+                .await
+                .map_err(err)?;
+            checkpoint(pool).await?;
+            return Ok(true);
+        }
+        if let Some(schema) = &self.toast_schema {
+            self.raw.empty_toast(schema).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Leaves the servers as they were: toast's records, the baseline's
     /// (`written` are the payloads it holds outside the timed ops) and the
     /// shaped baseline's tables (it only runs asides, which delete what they
