@@ -286,10 +286,7 @@ where
         .map(|(i, _)| {
             let x = i as f64 + 0.1 + width * 2.0;
             plotters::element::DashedPathElement::new(
-                vec![
-                    (x - width * 0.1, SCALE_TARGET),
-                    (x + width * 1.02, SCALE_TARGET),
-                ],
+                vec![(x, SCALE_TARGET), (x + width * 0.92, SCALE_TARGET)],
                 5,
                 3,
                 SERIES[2].1.stroke_width(2),

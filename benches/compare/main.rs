@@ -44,7 +44,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -64,6 +64,10 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = R<T>> + Send + 'a>>;
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
+
+/// How long one workload of one backend may take before it is reported as
+/// failed.
+const BENCH_TIMEOUT: Duration = Duration::from_secs(600);
 
 struct Args {
     backends: Vec<Which>,
@@ -245,22 +249,29 @@ async fn run_backend(which: Which, only: &[String], dir: &Path) -> Vec<Row> {
         eprint!("[{name}] {bench} … ");
         let _ = std::io::stderr().flush();
         let started = Instant::now();
-        let result = match bench {
-            "write_1k" => bench_write_1k(&target, &fixture).await.map(|r| vec![r]),
-            "read_1k" => bench_read_1k(&target, &fixture).await.map(|r| vec![r]),
-            "nested_3" => bench_nested_3(&target, &fixture).await.map(|r| vec![r]),
-            "single" => bench_single(&target, &fixture).await.map(|r| vec![r]),
-            "concurrent" => bench_concurrent(&target, &fixture).await.map(|r| vec![r]),
-            "scale" => bench_scale(&target, only.iter().any(|o| o == "scale")).await,
-            _ => {
-                let dir = dir.to_owned();
-                tokio::task::spawn_blocking(move || bench_big_doc(which, &dir))
-                    .await
-                    .map_err(err)
-                    .and_then(|r| r)
-                    .map(|r| vec![r])
+        let run = async {
+            match bench {
+                "write_1k" => bench_write_1k(&target, &fixture).await.map(|r| vec![r]),
+                "read_1k" => bench_read_1k(&target, &fixture).await.map(|r| vec![r]),
+                "nested_3" => bench_nested_3(&target, &fixture).await.map(|r| vec![r]),
+                "single" => bench_single(&target, &fixture).await.map(|r| vec![r]),
+                "concurrent" => bench_concurrent(&target, &fixture).await.map(|r| vec![r]),
+                "scale" => bench_scale(&target).await,
+                _ => {
+                    let dir = dir.to_owned();
+                    tokio::task::spawn_blocking(move || bench_big_doc(which, &dir))
+                        .await
+                        .map_err(err)
+                        .and_then(|r| r)
+                        .map(|r| vec![r])
+                }
             }
         };
+        // A workload that hangs is reported as failed instead of holding
+        // up the run (the `big_doc` children are left to end on their own).
+        let result = tokio::time::timeout(BENCH_TIMEOUT, run)
+            .await
+            .unwrap_or_else(|_| Err(format!("not finished within {} s", BENCH_TIMEOUT.as_secs())));
         let got = result.unwrap_or_else(|e| {
             rows_of(bench)
                 .into_iter()

@@ -696,29 +696,10 @@ fn scale_plan(which: Which, n: usize) -> Plan {
     }
 }
 
-/// Whether `scale` runs on `which` without being asked for by name: not on
-/// PostgreSQL, where its largest document takes minutes, so that the whole
-/// run stays short.
-fn scale_by_default(which: Which) -> bool {
-    which != Which::Postgres
-}
-
 /// `scale`: the `write_1k` and `read_1k` shapes with each of
 /// [`SCALE_SIZES`] externals (items of `write_1k`'s size), toast beside the
-/// same claim check by hand; one row per shape. `asked`: `--only` names it.
-pub(crate) async fn bench_scale(t: &Target, asked: bool) -> R<Vec<Row>> {
-    if !asked && !scale_by_default(t.which) {
-        let reason = "not in the default run (its largest document takes minutes): \
-                      `--only scale` runs it";
-        return Ok(rows_of("scale")
-            .into_iter()
-            .map(|bench| {
-                let mut row = Row::skipped(t.which.name(), bench, reason);
-                row.target = SCALE_TARGET;
-                row
-            })
-            .collect());
-    }
+/// same claim check by hand; one row per shape.
+pub(crate) async fn bench_scale(t: &Target) -> R<Vec<Row>> {
     let largest = SCALE_SIZES[SCALE_SIZES.len() - 1];
     let items: Vec<Item> = (0..largest)
         .map(|i| make_item(u64::try_from(i).unwrap_or(0), ITEM_BYTES))
