@@ -160,9 +160,8 @@ fn parse_args() -> R<Args> {
 /// By default glibc gives the top of the heap back to the kernel once 128 KiB
 /// of it is free, and serves blocks from a dynamic size (128 KiB up) with
 /// `mmap`; each repetition then faults its pages in again, and how many
-/// depends on what the *other* side freed just before. Measured on the machine
-/// of BENCHMARKS.md: memory `read_1k`'s baseline took 0.55 ms or 1.0 ms
-/// depending only on the toast code interleaved with it. With a fixed, high
+/// depends on what the *other* side freed just before: one side's time then
+/// depends on the other side's code interleaved with it. With a fixed, high
 /// trim threshold, top pad and mmap threshold, both sides reuse warm pages.
 const HEAP_TUNABLES: &str = "glibc.malloc.trim_threshold=268435456:\
     glibc.malloc.top_pad=67108864:glibc.malloc.mmap_threshold=33554432";

@@ -129,9 +129,8 @@ pub(crate) async fn compare_aside<'a>(
     let reps = t.len();
     // The asides in a loop of their own, beside toast again (alternating
     // which goes first), as many times: timed in the pair's loop they
-    // warmed the baseline's data (the claim check by hand reads the
-    // baseline's table) and cooled toast's, which moved SQLite `read_1k`'s
-    // ratio from 0.98-1.04 to 1.08-1.18 (BENCHMARKS.md, round 10).
+    // would warm the baseline's data (the claim check by hand reads the
+    // baseline's table) and cool toast's, and move the pair's ratio.
     let mut aside_toast = Vec::new();
     let mut a: Vec<Vec<f64>> = asides.iter().map(|_| Vec::with_capacity(reps)).collect();
     if !asides.is_empty() {

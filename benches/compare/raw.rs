@@ -238,9 +238,9 @@ impl Raw {
     #[cfg(feature = "redis")]
     pub(crate) async fn redis(url: &str) -> R<Raw> {
         let client = redis::Client::open(url).map_err(err)?;
-        // The driver's default response timeout (500 ms) is shorter than the
-        // one 100 MiB pipeline of big_doc takes on a busy machine; toast's
-        // backend allows 5 s per round trip, so the baseline gets the same.
+        // The driver's default response timeout is shorter than big_doc's
+        // one 100 MiB pipeline may take on a busy machine; toast's backend
+        // allows 5 s per round trip, so the baseline gets the same.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(5)));
         let conn = client

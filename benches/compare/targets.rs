@@ -178,8 +178,8 @@ pub(crate) async fn setup(which: Which, dir: &Path) -> R<Target> {
 
 /// Checkpoints an SQLite file's write-ahead log, outside the timers: left to
 /// SQLite, a checkpoint (and its fsync) runs in whichever commit finds the
-/// log past 1,000 pages, which made `write_1k`'s medians swing 3 × from run
-/// to run on whichever side happened to pay for them.
+/// log past 1,000 pages, which moves `write_1k`'s medians from run to run
+/// onto whichever side happens to pay for it.
 #[cfg(feature = "sqlite")]
 pub(crate) async fn checkpoint(pool: &sqlx::SqlitePool) -> R<()> {
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -229,7 +229,7 @@ impl Target {
     /// (`written` are the payloads it holds outside the timed ops) and the
     /// shaped baseline's tables (it only runs asides, which delete what they
     /// write). Every process that made a target calls it, the `big_doc`
-    /// children too (they used to leave their baseline tables behind).
+    /// children too.
     pub(crate) async fn cleanup(&self, written: &[Uuid]) -> R<()> {
         match &self.toast_schema {
             Some(schema) => self.raw.drop_schema(schema).await?,

@@ -182,8 +182,8 @@ enum Reset {
     /// What it wrote deleted by id.
     Delete,
     /// The table emptied in one statement where it holds only this run's
-    /// rows (SQLite, PostgreSQL), as `Delete` elsewhere: on SQLite, deleting
-    /// 100,000 rows by id took longer than writing them.
+    /// rows (SQLite, PostgreSQL), as `Delete` elsewhere: deleting 100,000
+    /// rows by id costs SQLite more than writing them.
     Empty,
 }
 
@@ -606,9 +606,9 @@ pub(crate) async fn bench_concurrent(t: &Target, fx: &Fixture) -> R<Row> {
             max: 51,
             budget: Duration::from_secs(4),
         },
-        // Redis's repetitions take 0.3 s, so it runs up to 21 of them in the
-        // budget (its ratio moved by ±15 % between runs of 9); SQLite's and
-        // PostgreSQL's take 5–6 s and stop at the minimum.
+        // Redis's repetitions are short enough to run more of them in the
+        // budget (a few left its ratio noisy); SQLite's and PostgreSQL's
+        // stop at the minimum.
         _ => Plan {
             warmup: 1,
             min: 5,
@@ -660,8 +660,7 @@ const SCALE_LIMIT: f64 = 1.2;
 const SCALE_TARGET: &str = "100k ÷ 1k ≤ 1.20 per external";
 
 /// How long and how often to measure one `scale` size: the small documents
-/// as `write_1k`'s are measured, the largest (a large part of a second or
-/// more per rep) a few times.
+/// as `write_1k`'s are measured, the largest (long reps) a few times.
 fn scale_plan(which: Which, n: usize) -> Plan {
     let memory = which == Which::Memory;
     if n <= 100 {
@@ -686,7 +685,7 @@ fn scale_plan(which: Which, n: usize) -> Plan {
             budget: Duration::from_secs(5),
         }
     } else {
-        // Its code is warm from the smaller sizes; a rep takes seconds.
+        // Its code is warm from the smaller sizes, and each rep is long.
         Plan {
             warmup: 0,
             min: 3,
@@ -740,7 +739,8 @@ async fn scale_write(t: &Target, items: &[Item]) -> R<Measured> {
 }
 
 /// `read_1k`'s shape with `items.len()` externals: toast beside the claim
-/// check by hand, each reading what it wrote beforehand, deleted afterwards.
+/// check by hand, each reading what it wrote beforehand, removed afterwards
+/// (tables emptied where one statement can).
 async fn scale_read(t: &Target, items: &[Item]) -> R<Measured> {
     let n = items.len();
     let doc = Doc {
