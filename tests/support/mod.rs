@@ -13,8 +13,8 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
-/// The id toast derives from a value's content, computed here from its
-/// documented definition: a UUID (version 8) from the first 16 bytes of the
+/// The id toast derives from a value's content, computed here independently
+/// of the library (its derivation is in src/scope/write.rs): a UUID (version 8) from the first 16 bytes of the
 /// SHA-256 hash of the class name, a NUL byte and the stored bytes.
 #[allow(dead_code)]
 pub fn content_id(class_name: &str, data: &[u8]) -> uuid::Uuid {
