@@ -275,21 +275,49 @@ impl Backend for MemoryBackend {
     }
 
     async fn load(&self, keys: &[Key]) -> Result<Vec<Record>> {
+        // Every shard the keys touch is locked (in ascending order, as a
+        // save locks them) before any is read, so a batch is seen whole;
+        // the records come back in the order of `keys`, as most backends
+        // answer, which is the order a reader meets them in.
+        let mut guards: [Option<std::sync::RwLockReadGuard<'_, Tenants>>; SHARDS] =
+            Default::default();
+        let mut touched = [false; SHARDS];
+        for key in keys {
+            touched[shard_of(&key.id)] = true;
+        }
+        for (shard, guard) in guards.iter_mut().enumerate() {
+            if touched[shard] {
+                *guard = Some(self.read(shard)?);
+            }
+        }
         let mut out = Vec::with_capacity(keys.len());
-        let lock = |shard| self.read(shard);
-        each_run(
-            keys,
-            |k| k,
-            lock,
-            |tenants, run| {
-                if let Some(ids) = class(tenants, &run[0].tenant, &run[0].class_name) {
-                    out.extend(
-                        run.iter()
-                            .filter_map(|k| ids.get(&k.id).map(|stored| stored.record(k))),
-                    );
+        // The class of the previous key, looked up once for a run of keys
+        // of one class (a level's keys mostly are).
+        let mut last: Option<(&Key, [Option<&HashMap<Uuid, Stored>>; SHARDS])> = None;
+        for key in keys {
+            let shard = shard_of(&key.id);
+            let Some(tenants) = guards[shard].as_deref() else {
+                continue;
+            };
+            let same = last.as_ref().is_some_and(|(prev, _)| prev.same_class(key));
+            if !same {
+                last = Some((key, [None; SHARDS]));
+            }
+            let Some((_, classes)) = last.as_mut() else {
+                continue;
+            };
+            let ids = match classes[shard] {
+                Some(ids) => Some(ids),
+                None => {
+                    let found = class(tenants, &key.tenant, &key.class_name);
+                    classes[shard] = found;
+                    found
                 }
-            },
-        )?;
+            };
+            if let Some(stored) = ids.and_then(|ids| ids.get(&key.id)) {
+                out.push(stored.record(key));
+            }
+        }
         Ok(out)
     }
 
