@@ -31,7 +31,12 @@
 //! unreachable is reported as `skipped: <reason>`, never as a zero.
 // The bench's futures run on its own runtime and are never sent to another
 // thread; its setup may panic on a broken environment.
-#![allow(clippy::future_not_send, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::future_not_send,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 mod big_doc;
 mod chart;
