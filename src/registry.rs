@@ -68,7 +68,7 @@ fn builtins() -> BTreeMap<String, BackendFactory> {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> toast::Result<()> {
 /// use std::sync::Arc;
-/// toast::register_backend("scratch", |_url: toast::ConnectUrl| async {
+/// toast::register_backend("scratch", |_url: toast::backend::ConnectUrl| async {
 ///     Ok(Arc::new(toast::backend::memory::MemoryBackend::new()) as Arc<dyn toast::Backend>)
 /// })?;
 /// let store = toast::Store::connect("scratch://anything").await?;

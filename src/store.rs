@@ -214,6 +214,7 @@ impl Store {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> toast::Result<()> {
     /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// #[derive(Debug)]
     /// struct Doc { #[serde(with = "toast::external")] a: String, #[serde(with = "toast::external")] b: u8 }
     ///
     /// let store = toast::Store::memory();

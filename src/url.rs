@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// # Examples
 ///
 /// ```
-/// let url = toast::ConnectUrl::parse("postgres://app:s3cret@db:5432/app").unwrap();
+/// let url = toast::backend::ConnectUrl::parse("postgres://app:s3cret@db:5432/app").unwrap();
 /// assert_eq!(url.scheme(), "postgres");
 /// assert_eq!(url.to_string(), "postgres://app:***@db:5432/app");
 /// assert!(!format!("{url:?}").contains("s3cret"));

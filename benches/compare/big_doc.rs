@@ -32,7 +32,7 @@ pub(crate) struct ChildReport {
     pub(crate) round_trips: u64,
 }
 
-fn vm_hwm() -> R<u64> {
+pub(crate) fn vm_hwm() -> R<u64> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(err)?;
     let line = status
         .lines()
@@ -170,7 +170,7 @@ pub(crate) async fn child_big_doc(side: &str, which: Which, dir: &Path) -> R<Chi
     Ok(report)
 }
 
-fn run_child(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
+pub(crate) fn run_child(side: &str, which: Which, dir: &Path) -> R<ChildReport> {
     let exe = std::env::current_exe().map_err(err)?;
     let mut child = std::process::Command::new(exe);
     // The child measures peak RSS with the caller's heap parameters, not the

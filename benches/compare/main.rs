@@ -41,6 +41,7 @@
 mod big_doc;
 mod chart;
 mod fixtures;
+mod long_scope;
 mod measure;
 mod raw;
 mod report;
@@ -216,7 +217,11 @@ fn child_main(side: &str) -> ! {
             .enable_all()
             .build()
             .map_err(err)?;
-        rt.block_on(child_big_doc(side, which, &dir))
+        if side == "long_scope" {
+            rt.block_on(long_scope::child_long_scope(which, &dir))
+        } else {
+            rt.block_on(child_big_doc(side, which, &dir))
+        }
     })();
     let line = match result {
         Ok(report) => serde_json::to_string(&report).unwrap_or_default(),
@@ -264,6 +269,14 @@ async fn run_backend(which: Which, only: &[String], dir: &Path) -> Vec<Row> {
                 "single" => bench_single(&target, &fixture).await.map(|r| vec![r]),
                 "concurrent" => bench_concurrent(&target, &fixture).await.map(|r| vec![r]),
                 "scale" => bench_scale(&target).await,
+                "long_scope" => {
+                    let dir = dir.to_owned();
+                    tokio::task::spawn_blocking(move || long_scope::bench_long_scope(which, &dir))
+                        .await
+                        .map_err(err)
+                        .and_then(|r| r)
+                        .map(|r| vec![r])
+                }
                 _ => {
                     let dir = dir.to_owned();
                     tokio::task::spawn_blocking(move || bench_big_doc(which, &dir))

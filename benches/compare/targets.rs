@@ -253,6 +253,7 @@ impl Target {
             toast::class_name::<Item>(),
             toast::class_name::<Section>(),
             toast::class_name::<Group>(),
+            toast::class_name::<crate::long_scope::Body>(),
         ];
         for class in classes {
             loop {

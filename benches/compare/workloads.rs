@@ -20,7 +20,7 @@ const SINGLE_SAMPLES: usize = 2_000;
 const TASKS: usize = 32;
 const PER_TASK: usize = 500;
 
-pub(crate) const BENCHES: [&str; 7] = [
+pub(crate) const BENCHES: [&str; 8] = [
     "write_1k",
     "read_1k",
     "nested_3",
@@ -28,6 +28,7 @@ pub(crate) const BENCHES: [&str; 7] = [
     "concurrent",
     "scale",
     "big_doc",
+    "long_scope",
 ];
 
 /// The rows a bench of [`BENCHES`] gives: `scale` one per shape, the others
@@ -46,6 +47,7 @@ pub(crate) fn target_of(bench: &str) -> &'static str {
         "nested_3" => "round_trips = 3",
         "big_doc" => "RSS ≤ 2.5 × payload",
         "scale" | "scale_write" | "scale_read" => SCALE_TARGET,
+        "long_scope" => crate::long_scope::LONG_SCOPE_TARGET,
         _ => "",
     }
 }

@@ -44,7 +44,8 @@ pub mod conformance;
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
-/// use toast::{Backend, Key, Record};
+/// use toast::backend::{Key, Record};
+/// use toast::Backend;
 ///
 /// #[derive(Debug, Default)]
 /// struct MapBackend(Mutex<HashMap<Key, Record>>);

@@ -481,7 +481,7 @@ impl RedisBackend {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> toast::Result<()> {
     /// let backend = toast::backend::redis::RedisBackend::connect("redis://127.0.0.1:6379/").await?;
-    /// let key = toast::Key::new("a:b", "Item", uuid::Uuid::nil());
+    /// let key = toast::backend::Key::new("a:b", "Item", uuid::Uuid::nil());
     /// assert_eq!(backend.key_of(&key), "toast:a%3Ab:Item:00000000-0000-0000-0000-000000000000");
     /// # Ok(()) }
     /// ```
